@@ -1,0 +1,226 @@
+"""vidrl_jax on Meta-World: the default (CPU-feasible) config and named variants.
+
+    python -m experiments.run --config=configs/metaworld.py[:VARIANTS] --workdir=DIR
+
+VARIANTS is a comma-separated list applied in order, e.g. `smoke`, `gpu`,
+`smoke,sparse`. Size variants: `smoke` (tiny, minutes on 2 cores), default
+(CPU-feasible), `gpu`, `tpu` (full size). Reward variants (baselines and
+ablations, see `REWARD_VARIANTS`): `genreward`, `genreward+dense`, `sparse`,
+`dense`, `video`, `frame`, `likelihood`, `roboclip`. Every field can be
+overridden: `--config.env.task=drawer-open-v3`.
+"""
+import ml_collections
+
+# Each reward variant only sets `reward.*` weights: variants differ in config alone.
+REWARD_VARIANTS = {
+    "genreward": dict(env="none", video=1.0, frame=1.0, likelihood=0.0, roboclip=0.0),
+    "genreward+dense": dict(env="dense", video=1.0, frame=1.0, likelihood=0.0, roboclip=0.0),
+    "sparse": dict(env="sparse", video=0.0, frame=0.0, likelihood=0.0, roboclip=0.0),
+    "dense": dict(env="dense", video=0.0, frame=0.0, likelihood=0.0, roboclip=0.0),
+    "video": dict(env="none", video=1.0, frame=0.0, likelihood=0.0, roboclip=0.0),
+    "frame": dict(env="none", video=0.0, frame=1.0, likelihood=0.0, roboclip=0.0),
+    "likelihood": dict(env="none", video=0.0, frame=0.0, likelihood=1.0, roboclip=0.0),
+    "roboclip": dict(env="none", video=0.0, frame=0.0, likelihood=0.0, roboclip=1.0),
+}
+
+SIZE_VARIANTS = ("default", "smoke", "gpu", "tpu")
+
+
+def _env():
+    return ml_collections.ConfigDict(dict(
+        task="door-open-v3",
+        camera="corner2",       # corner* cameras are rotated upright by the wrapper
+        size=32,                # rendered frames are size x size x 3 uint8
+        fast_render=True,       # shadows and MSAA off (~6x faster software rendering)
+        action_repeat=1,
+        max_episode_steps=200,  # time limit (truncation, not termination)
+        num_workers=2,          # env worker processes
+    ))
+
+
+def _demos():
+    return ml_collections.ConfigDict(dict(
+        # Tasks whose expert demos train the video models ("pretraining" set).
+        tasks=("door-open-v3", "drawer-open-v3", "button-press-topdown-v3",
+               "window-open-v3", "drawer-close-v3", "door-close-v3",
+               "reach-v3", "push-v3", "window-close-v3", "handle-press-v3"),
+        episodes_per_task=20,
+        steps_after_success=20,  # keep recording this many steps after success
+        episodes_per_shard=16,
+        num_workers=2,
+        seed=0,
+    ))
+
+
+def _vae():
+    return ml_collections.ConfigDict(dict(
+        channels=(32, 64, 64),       # encoder width per level
+        latent_channels=8,
+        spatial_downsample=4,        # 2 ** (len(channels) - 1)
+        temporal_downsample=4,       # causal: 1 + T/4 latent frames
+        kl_weight=1e-6,
+        lr=3e-4,
+        batch_size=8,
+        clip_length=17,              # 1 + 4k frames
+        frame_stride=2,
+        steps=3000,
+        eval_every=500,
+        checkpoint_every=500,
+        log_every=50,
+    ))
+
+
+def _diffusion():
+    return ml_collections.ConfigDict(dict(
+        channels=(64, 128),
+        num_res_blocks=1,
+        attention_levels=(1,),       # spatial attention at these (low-res) levels
+        heads=4,
+        text_dim=64,                 # learned per-task table when clip.path == ''
+        schedule="cosine",           # linear | cosine
+        prediction="v",              # eps | v
+        timesteps=1000,
+        cond_dropout=0.1,            # condition dropout for classifier-free guidance
+        lr=2e-4,
+        ema_decay=0.999,
+        batch_size=8,
+        steps=4000,
+        eval_every=500,
+        checkpoint_every=500,
+        log_every=50,
+        init_from="",                # checkpoint dir to finetune from
+        finetune_steps=0,            # extra steps on the target task only
+        holdout_task=False,          # exclude env.task from training (unseen-task mode)
+    ))
+
+
+def _goal():
+    return ml_collections.ConfigDict(dict(
+        seed=0,                      # env seed of the episode whose first frame conditions the goal
+        sampling_steps=50,
+        eta=0.0,
+        guidance_scale=3.0,
+        num_videos=1,
+    ))
+
+
+def _clip():
+    return ml_collections.ConfigDict(dict(
+        path="",                     # local CLIP dir (Flax or PyTorch weights); '' = no CLIP
+        prompt_mode="instruction",   # instruction | generic | both
+        generic_prompts=("robot arm grasping an object",
+                         "robot arm completing the task",
+                         "a robot finishing a manipulation task"),
+        last_k=0,                    # restrict goal frame to the last k frames (0 = all)
+        smooth=1,                    # moving-average window over frame scores
+        batch_size=64,
+    ))
+
+
+def _agent():
+    return ml_collections.ConfigDict(dict(
+        obs="state",                 # state | pixels
+        hidden=(256, 256),
+        lr=3e-4,
+        discount=0.99,
+        tau=0.005,
+        init_temperature=0.1,
+        target_entropy_scale=1.0,    # target entropy = -scale * action_dim
+        batch_size=256,
+        updates_per_call=10,         # K updates fused with lax.scan
+        utd=1.0,                     # updates per env step
+        replay_capacity=100_000,
+        prefill_steps=2000,          # random-policy steps before learning
+        total_steps=100_000,         # env steps
+        eval_every=10_000,
+        eval_episodes=10,
+        checkpoint_every=10_000,
+        log_every=1000,
+        fb=ml_collections.ConfigDict(dict(
+            z_dim=32,
+            hidden=(256, 256),
+            lr=1e-4,
+            discount=0.98,
+            tau=0.01,
+            ortho_weight=1.0,
+            z_mix_ratio=0.5,         # share of z taken from B of replay states
+        )),
+    ))
+
+
+def _reward():
+    return ml_collections.ConfigDict(dict(
+        env="none",                  # none | sparse | dense
+        video=1.0,                   # alpha: video-level weight
+        frame=1.0,                   # beta: frame-level (FB) weight
+        likelihood=0.0,              # VIPER-style diffusion likelihood weight
+        roboclip=0.0,                # CLIP text-video similarity at episode end
+        normalize=False,             # running mean/std per term
+        window=16,                   # agent window length W (frames)
+        video_stride=1,              # pay the video reward every this many steps
+        frame_features="vae",        # vae | clip
+    ))
+
+
+def get_config(arg=None):
+    """Returns the config for `arg`, a comma-separated list of variants."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.seeds = 1                      # independent agents trained in one process (vmapped)
+    c.distributed = False            # jax.distributed.initialize() from env variables
+    c.env = _env()
+    c.demos = _demos()
+    c.vae = _vae()
+    c.diffusion = _diffusion()
+    c.goal = _goal()
+    c.clip = _clip()
+    c.agent = _agent()
+    c.reward = _reward()
+    c.variants = arg or "default"
+    for name in (arg or "default").split(","):
+        _apply_variant(c, name.strip())
+    return c
+
+
+def _apply_variant(c, name):
+    if name in ("", "default"):
+        return
+    if name in REWARD_VARIANTS:
+        c.reward.update(REWARD_VARIANTS[name])
+    elif name == "smoke":
+        c.env.max_episode_steps = 100
+        c.demos.tasks = ("door-open-v3", "drawer-open-v3")
+        c.demos.episodes_per_task = 3
+        c.demos.steps_after_success = 5
+        c.demos.episodes_per_shard = 2
+        c.vae.update(channels=(8, 16, 16), latent_channels=4, batch_size=2,
+                     clip_length=9, steps=30, eval_every=15, checkpoint_every=15,
+                     log_every=5)
+        c.diffusion.update(channels=(16, 32), heads=2, text_dim=16, batch_size=2,
+                           steps=30, eval_every=15, checkpoint_every=15, log_every=5)
+        c.goal.sampling_steps = 5
+        c.agent.update(hidden=(64, 64), batch_size=32, updates_per_call=5,
+                       replay_capacity=5000, prefill_steps=200, total_steps=600,
+                       eval_every=300, eval_episodes=2, checkpoint_every=200,
+                       log_every=100)
+        c.agent.fb.update(z_dim=8, hidden=(64, 64))
+        c.reward.window = 8
+    elif name in ("gpu", "tpu"):
+        c.env.size = 64
+        c.env.num_workers = 16
+        c.demos.episodes_per_task = 50
+        c.demos.num_workers = 16
+        c.vae.update(channels=(64, 128, 256), latent_channels=8, batch_size=32,
+                     steps=20_000)
+        c.diffusion.update(channels=(128, 256, 256), attention_levels=(1, 2), heads=8,
+                           text_dim=128, batch_size=32, steps=30_000)
+        c.agent.update(batch_size=1024, updates_per_call=100,
+                       replay_capacity=1_000_000, prefill_steps=10_000,
+                       total_steps=1_000_000, eval_every=100_000,
+                       checkpoint_every=100_000, log_every=10_000)
+        c.agent.fb.update(z_dim=64, hidden=(1024, 1024))
+    else:
+        from vidrl_jax.errors import ConfigError
+        raise ConfigError(
+            f"unknown config variant {name!r}; valid: "
+            f"{', '.join(SIZE_VARIANTS + tuple(REWARD_VARIANTS))}")

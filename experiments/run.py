@@ -1,0 +1,61 @@
+"""The vidrl_jax pipeline: demos -> autoencoder -> diffusion -> goal -> select -> agent.
+
+    python -m experiments.run --config=configs/metaworld.py[:VARIANTS] --workdir=DIR \
+        [--stages=demos,autoencoder,...] [--force] [--config.env.task=drawer-open-v3]
+
+Each stage writes into DIR/<stage>/ and is skipped when its output for the same
+config exists. Errors in the input (unknown task, impossible sizes, missing
+stage output, corrupt checkpoint) exit with status 2 and a one-line message.
+"""
+import logging
+import os
+import sys
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from vidrl_jax.errors import VidrlError  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "configs/metaworld.py", "Config file, optionally with :VARIANTS.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Output directory.")
+_STAGES = flags.DEFINE_list("stages", "demos,autoencoder,diffusion,goal,select,agent",
+                            "Stages to run (in pipeline order).")
+_FORCE = flags.DEFINE_bool("force", False, "Rebuild stages whose directory has another config.")
+
+
+def main(argv):
+    del argv
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" noise
+    import jax
+
+    from vidrl_jax import config_check
+    from vidrl_jax.stages import run_pipeline
+
+    config = _CONFIG.value
+    config_check.validate(config)  # names and sizes first: fail before any device work
+    if config.distributed:
+        jax.distributed.initialize()
+    config_check.validate(config, num_devices=jax.local_device_count())
+    summaries = run_pipeline(config, _WORKDIR.value, stages=_STAGES.value,
+                             force=_FORCE.value,
+                             is_main_process=jax.process_index() == 0)
+    for name, summary in summaries.items():
+        logging.info("%s: %s", name, summary)
+
+
+def run_main():
+    """app.run with user errors reported as one line (exit 2), no traceback."""
+    try:
+        app.run(main)
+    except VidrlError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_main()

@@ -1,0 +1,145 @@
+"""The pipeline: stages run in order, each cached in `<workdir>/<stage>/`.
+
+A stage is a module `vidrl_jax.stages.<name>` with
+
+    DEPENDS = ("env", "demos", ...)   # config sections that define its output
+    def run(config, ctx) -> dict      # JSON-able summary
+
+`run_pipeline` writes `<stage_dir>/config.json` (the DEPENDS part of the config)
+before a stage starts and `<stage_dir>/summary.json` when it finishes. A
+finished stage whose recorded config equals the current one is skipped; an
+unfinished one is run again in the same directory (stages resume from their own
+checkpoints there); a stage directory made with another config is refused
+unless `force=True`, which clears it.
+"""
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import shutil
+import time
+
+from vidrl_jax.errors import ConfigError, StageMissingError, VidrlError
+
+STAGES = ("demos", "autoencoder", "diffusion", "goal", "select", "agent")
+
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
+
+
+def stage_module(name):
+    if name not in STAGES:
+        raise ConfigError(f"--stages: unknown stage {name!r}; valid: {', '.join(STAGES)}")
+    return importlib.import_module(f"vidrl_jax.stages.{name}")
+
+
+def stage_config(config, depends):
+    """The JSON-able part of `config` named by `depends` (sections or top-level fields)."""
+    out = {}
+    for key in depends:
+        value = config[key]
+        out[key] = value.to_dict() if hasattr(value, "to_dict") else value
+    return json.loads(json.dumps(out, sort_keys=True, default=list))
+
+
+def is_done(stage_dir):
+    return os.path.exists(os.path.join(stage_dir, SUMMARY_FILE))
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, sort_keys=True, default=str)
+    os.replace(tmp, path)
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage gets besides the config."""
+    workdir: str
+    stage_dir: str
+    logger: object
+    is_main_process: bool = True
+
+    def stage_output(self, name):
+        """Directory of the finished stage `name`, or StageMissingError naming it."""
+        path = os.path.join(self.workdir, name)
+        if not is_done(path):
+            raise StageMissingError(
+                f"stage {name!r} has no finished output in {path}; run it first: "
+                f"python -m experiments.run --config=... --workdir={self.workdir} "
+                f"--stages={name}")
+        return path
+
+
+def check_stage_dir(config, workdir, name, force=False):
+    """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config."""
+    stage_dir = os.path.join(workdir, name)
+    want = stage_config(config, stage_module(name).DEPENDS)
+    path = os.path.join(stage_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return "new"
+    with open(path) as f:
+        have = json.load(f)
+    if have == want:
+        return "done" if is_done(stage_dir) else "resume"
+    if force:
+        shutil.rmtree(stage_dir)
+        return "new"
+    diff = _first_difference(have, want)
+    raise VidrlError(
+        f"{stage_dir} was made with another config ({diff}); use another --workdir, "
+        f"or pass --force to rebuild stage {name!r}")
+
+
+def _first_difference(have, want, prefix=""):
+    for k in sorted(set(have) | set(want)):
+        a, b = have.get(k, "<unset>"), want.get(k, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            d = _first_difference(a, b, f"{prefix}{k}.")
+            if d:
+                return d
+        elif a != b:
+            return f"{prefix}{k} was {a!r}, now {b!r}"
+    return ""
+
+
+def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
+                 is_main_process=True):
+    """Runs `stages` (in pipeline order) for `config` in `workdir`; returns summaries."""
+    from vidrl_jax.utils.logging import MetricLogger
+
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stages: unknown stage(s) {unknown}; valid: {', '.join(STAGES)}")
+    os.makedirs(workdir, exist_ok=True)
+    own_logger = logger is None
+    logger = logger or MetricLogger(workdir, use_tensorboard=is_main_process)
+    summaries = {}
+    try:
+        for name in (s for s in STAGES if s in stages):
+            stage_dir = os.path.join(workdir, name)
+            state = check_stage_dir(config, workdir, name, force)
+            if state == "done":
+                logging.info("stage %s: done for this config, skipped (%s)", name, stage_dir)
+                with open(os.path.join(stage_dir, SUMMARY_FILE)) as f:
+                    summaries[name] = json.load(f)
+                continue
+            os.makedirs(stage_dir, exist_ok=True)
+            module = stage_module(name)
+            _write_json(os.path.join(stage_dir, CONFIG_FILE),
+                        stage_config(config, module.DEPENDS))
+            logging.info("stage %s: %s in %s", name,
+                         "resuming" if state == "resume" else "running", stage_dir)
+            start = time.time()
+            ctx = StageContext(workdir, stage_dir, logger, is_main_process)
+            summary = dict(module.run(config, ctx) or {})
+            summary["wall_time_s"] = round(time.time() - start, 2)
+            _write_json(os.path.join(stage_dir, SUMMARY_FILE), summary)
+            summaries[name] = summary
+            logger.flush()
+    finally:
+        if own_logger:
+            logger.close()
+    return summaries

@@ -1,0 +1,124 @@
+"""Atomic, keep-last-N checkpoints of any pytree (orbax), plus JSON-able extras.
+
+    mgr = CheckpointManager(directory, keep=3)
+    mgr.save(step, {"params": params, "opt": opt_state, "rng": key}, extra={"config": ...})
+    tree, extra = mgr.restore(target_tree)          # latest step
+    tree, extra = mgr.restore(target_tree, step=100)
+
+Writes are synchronous and atomic (orbax writes a temporary directory and
+renames it when complete), so a run killed mid-save keeps the previous
+checkpoint. A checkpoint whose structure, shapes or dtypes differ from the
+target, or whose files are damaged, raises `CheckpointError` with a one-line
+message naming the directory and the first mismatch.
+"""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from vidrl_jax.errors import CheckpointError
+
+
+def _is_key(x):
+    return isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _to_savable(tree):
+    """Typed PRNG keys become their raw uint32 data (orbax stores plain arrays)."""
+    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+
+
+def _leaf_spec(x):
+    x = np.asarray(jax.random.key_data(x)) if _is_key(x) else x
+    return tuple(np.shape(x)), np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
+
+
+class CheckpointManager:
+    """Keeps the last `keep` checkpoints of a pytree under `directory`."""
+
+    def __init__(self, directory, keep=3):
+        self.directory = os.path.abspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, create=True, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True)
+        self._mgr = ocp.CheckpointManager(
+            self.directory, options=options,
+            item_handlers={"state": ocp.StandardCheckpointHandler(),
+                           "extra": ocp.JsonCheckpointHandler()})
+
+    def latest_step(self):
+        """The newest complete checkpoint's step, or None."""
+        return self._mgr.latest_step()
+
+    def all_steps(self):
+        return sorted(self._mgr.all_steps())
+
+    def save(self, step, tree, extra=None):
+        """Saves `tree` (any pytree of arrays) and a JSON-able `extra` dict at `step`."""
+        tree = jax.device_get(_to_savable(tree))
+        self._mgr.save(int(step), args=ocp.args.Composite(
+            state=ocp.args.StandardSave(tree),
+            extra=ocp.args.JsonSave(dict(extra or {}))), force=True)
+        self._mgr.wait_until_finished()
+
+    def restore(self, target, step=None):
+        """Returns (tree, extra) for `step` (default latest), shaped like `target`."""
+        step = self.latest_step() if step is None else int(step)
+        if step is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        where = f"checkpoint {os.path.join(self.directory, str(step))}"
+        self._check_matches(step, target, where)
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(*_leaf_spec(x)), target)
+        try:
+            restored = self._mgr.restore(step, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(abstract),
+                extra=ocp.args.JsonRestore()))
+        except CheckpointError:
+            raise
+        except Exception as e:  # orbax/tensorstore raise many types on damaged files
+            raise CheckpointError(
+                f"{where} is corrupt or unreadable ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200] if str(e) else ''}); delete it to "
+                f"fall back to an earlier one") from None
+        tree = jax.tree.map(
+            lambda t, x: jax.random.wrap_key_data(jnp.asarray(x)) if _is_key(t) else x,
+            target, restored.state)
+        return tree, dict(restored.extra or {})
+
+    def _check_matches(self, step, target, where):
+        try:
+            meta = self._mgr.item_metadata(step)["state"]
+        except Exception as e:
+            raise CheckpointError(
+                f"{where} is corrupt or unreadable (metadata: {type(e).__name__}); "
+                f"delete it to fall back to an earlier one") from None
+        if meta is None:
+            raise CheckpointError(f"{where} has no state metadata; it is corrupt")
+        saved = jax.tree_util.tree_flatten_with_path(_tree_of_meta(meta))[0]
+        wanted = jax.tree_util.tree_flatten_with_path(target)[0]
+        saved_paths = {jax.tree_util.keystr(p): m for p, m in saved}
+        wanted_paths = {jax.tree_util.keystr(p): x for p, x in wanted}
+        missing = sorted(set(wanted_paths) - set(saved_paths))
+        extra = sorted(set(saved_paths) - set(wanted_paths))
+        if missing or extra:
+            raise CheckpointError(
+                f"{where} does not match the model: "
+                f"missing {missing[:3]}, unexpected {extra[:3]}; it was written by "
+                f"another config (use a fresh workdir or the matching config)")
+        for path, x in wanted_paths.items():
+            shape, _ = _leaf_spec(x)
+            got = tuple(getattr(saved_paths[path], "shape", ()) or ())
+            if got != shape:
+                raise CheckpointError(
+                    f"{where} does not match the model at {path}: saved shape {got}, "
+                    f"expected {shape} (use a fresh workdir or the matching config)")
+
+
+def _tree_of_meta(meta):
+    """orbax metadata -> plain nested containers of leaf metadata."""
+    tree = getattr(meta, "tree", meta)
+    return tree
