@@ -1,0 +1,166 @@
+"""Configs, validation, the stage runner's caching, checkpoints and the CLI's errors."""
+import os
+import subprocess
+import sys
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import metaworld
+from vidrl_jax import config_check, stages
+from vidrl_jax.errors import CheckpointError, ConfigError, StageMissingError, VidrlError
+from vidrl_jax.utils.checkpoint import CheckpointManager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("variant", ["default", "smoke", "gpu", "tpu", "smoke,sparse",
+                                     "smoke,genreward+dense"])
+def test_variants_are_valid(variant):
+    config_check.validate(metaworld.get_config(variant))
+
+
+def test_reward_variants_differ_only_in_reward_weights():
+    base = metaworld.get_config("smoke").to_dict()
+    for name in metaworld.REWARD_VARIANTS:
+        other = metaworld.get_config(f"smoke,{name}").to_dict()
+        changed = {k for k in base if base[k] != other[k]}
+        assert changed <= {"reward", "variants"}, (name, changed)
+
+
+def test_unknown_task_names_close_ones():
+    c = metaworld.get_config("smoke")
+    c.env.task = "door-opne-v3"
+    with pytest.raises(ConfigError, match=r"env.task.*did you mean door-open-v3"):
+        config_check.validate(c)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("env.size", 30, "env.size"),
+    ("vae.clip_length", 10, "vae.clip_length"),
+    ("agent.batch_size", 0, "agent.batch_size"),
+    ("reward.env", "shaped", "reward.env"),
+])
+def test_impossible_values_name_the_field(field, value, match):
+    c = metaworld.get_config("smoke")
+    section, key = field.split(".")
+    c[section][key] = value
+    with pytest.raises(ConfigError, match=match):
+        config_check.validate(c)
+
+
+def test_unknown_variant():
+    with pytest.raises(ConfigError, match="unknown config variant"):
+        metaworld.get_config("smok")
+
+
+def _fake_stage(calls, depends=("env",)):
+    def run(config, ctx):
+        calls.append(ctx.stage_dir)
+        with open(os.path.join(ctx.stage_dir, "out.txt"), "w") as f:
+            f.write(config.env.task)
+        return {"ok": 1}
+    return types.SimpleNamespace(DEPENDS=depends, run=run)
+
+
+def test_pipeline_caches_refuses_foreign_config_and_forces(tmp_path, monkeypatch):
+    calls = []
+    fake = _fake_stage(calls)
+    monkeypatch.setattr(stages, "stage_module", lambda name: fake)
+    c = metaworld.get_config("smoke")
+    out = stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    assert out["demos"]["ok"] == 1 and len(calls) == 1
+    stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    assert len(calls) == 1  # skipped: same config, finished
+    c.agent.lr = 1.0  # not in DEPENDS: still cached
+    stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    assert len(calls) == 1
+    c.env.task = "drawer-open-v3"
+    with pytest.raises(VidrlError, match=r"env.task was 'door-open-v3', now 'drawer-open-v3'"):
+        stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    stages.run_pipeline(c, str(tmp_path), stages=["demos"], force=True)
+    assert len(calls) == 2
+    assert open(tmp_path / "demos" / "out.txt").read() == "drawer-open-v3"
+
+
+def test_unfinished_stage_resumes_in_place(tmp_path, monkeypatch):
+    calls = []
+    fake = _fake_stage(calls)
+
+    def crash(config, ctx):
+        calls.append("crash")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(stages, "stage_module",
+                        lambda name: types.SimpleNamespace(DEPENDS=("env",), run=crash))
+    c = metaworld.get_config("smoke")
+    with pytest.raises(KeyboardInterrupt):
+        stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    assert not stages.is_done(str(tmp_path / "demos"))
+    monkeypatch.setattr(stages, "stage_module", lambda name: fake)
+    stages.run_pipeline(c, str(tmp_path), stages=["demos"])
+    assert calls == ["crash", str(tmp_path / "demos")]
+
+
+def test_missing_stage_output_names_the_stage(tmp_path):
+    ctx = stages.StageContext(str(tmp_path), str(tmp_path / "goal"), logger=None)
+    with pytest.raises(StageMissingError, match="--stages=diffusion"):
+        ctx.stage_output("diffusion")
+
+
+def _tree():
+    return {"w": jnp.arange(6.0).reshape(2, 3), "opt": (jnp.ones(4, jnp.int32),),
+            "rng": jax.random.PRNGKey(7)}
+
+
+def test_checkpoint_round_trip_keep_last(tmp_path):
+    mgr = CheckpointManager(str(tmp_path), keep=2)
+    for step in (1, 2, 3):
+        tree = jax.tree.map(lambda x: x + step, _tree())
+        mgr.save(step, tree, extra={"step": step, "config": {"a": [1, 2]}})
+    assert mgr.all_steps() == [2, 3]
+    restored, extra = CheckpointManager(str(tmp_path)).restore(_tree())
+    assert extra == {"step": 3, "config": {"a": [1, 2]}}
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(_tree())):
+        np.testing.assert_array_equal(a, b + 3)
+    restored, _ = mgr.restore(_tree(), step=2)
+    np.testing.assert_array_equal(restored["w"], _tree()["w"] + 2)
+
+
+def test_checkpoint_typed_key_round_trip(tmp_path):
+    mgr = CheckpointManager(str(tmp_path))
+    tree = {"key": jax.random.key(3)}
+    mgr.save(0, tree)
+    restored, _ = mgr.restore(tree)
+    assert jnp.all(jax.random.key_data(restored["key"]) == jax.random.key_data(tree["key"]))
+
+
+def test_corrupt_and_mismatched_checkpoints_are_clear(tmp_path):
+    mgr = CheckpointManager(str(tmp_path))
+    mgr.save(5, _tree())
+    bad = dict(_tree(), w=jnp.zeros((3, 3)))
+    with pytest.raises(CheckpointError, match=r"does not match the model at \['w'\]"):
+        mgr.restore(bad)
+    with pytest.raises(CheckpointError, match="unexpected"):
+        mgr.restore({"w": _tree()["w"]})
+    for root, _, files in os.walk(tmp_path / "5" / "state"):
+        for name in files:
+            with open(os.path.join(root, name), "wb") as f:
+                f.write(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        CheckpointManager(str(tmp_path)).restore(_tree())
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        CheckpointManager(str(tmp_path / "empty")).restore(_tree())
+
+
+def test_cli_unknown_task_is_one_line_without_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.run", "--config=configs/metaworld.py:smoke",
+         "--config.env.task=door-opne-v3", f"--workdir={tmp_path}", "--stages=demos"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "door-open-v3" in lines[0] and lines[0].startswith("error: env.task")
