@@ -24,6 +24,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Output directory.")
 _STAGES = flags.DEFINE_list("stages", "demos,autoencoder,diffusion,goal,select,agent",
                             "Stages to run (in pipeline order).")
+_SHARED = flags.DEFINE_string(
+    "shared_dir", None, "Keep all stages but `agent` here, keyed by their config, and link "
+    "them into --workdir (sweeps reuse demos and video models across runs).")
 _FORCE = flags.DEFINE_bool("force", False, "Rebuild stages whose directory has another config.")
 
 
@@ -42,7 +45,7 @@ def main(argv):
         jax.distributed.initialize()
     config_check.validate(config, num_devices=jax.local_device_count())
     summaries = run_pipeline(config, _WORKDIR.value, stages=_STAGES.value,
-                             force=_FORCE.value,
+                             force=_FORCE.value, shared_dir=_SHARED.value,
                              is_main_process=jax.process_index() == 0)
     for name, summary in summaries.items():
         logging.info("%s: %s", name, summary)

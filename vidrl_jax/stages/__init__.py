@@ -13,6 +13,7 @@ checkpoints there); a stage directory made with another config is refused
 unless `force=True`, which clears it.
 """
 import dataclasses
+import hashlib
 import importlib
 import json
 import logging
@@ -105,9 +106,30 @@ def _first_difference(have, want, prefix=""):
     return ""
 
 
+def link_shared_stage(config, workdir, name, shared_dir):
+    """Makes `<workdir>/<name>` a link to `<shared_dir>/<name>-<hash of its config>`.
+
+    Runs whose stage configs agree (a sweep over agent settings) then build each
+    shared stage once and reuse it.
+    """
+    key = json.dumps(stage_config(config, stage_module(name).DEPENDS), sort_keys=True)
+    target = os.path.abspath(os.path.join(
+        shared_dir, f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"))
+    os.makedirs(target, exist_ok=True)
+    link = os.path.join(workdir, name)
+    if os.path.islink(link) and os.path.realpath(link) != target:
+        os.remove(link)  # config changed: point at the matching shared copy
+    if not os.path.lexists(link):
+        os.symlink(target, link)
+
+
 def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
-                 is_main_process=True):
-    """Runs `stages` (in pipeline order) for `config` in `workdir`; returns summaries."""
+                 is_main_process=True, shared_dir=None, shared_stages=STAGES[:-1]):
+    """Runs `stages` (in pipeline order) for `config` in `workdir`; returns summaries.
+
+    With `shared_dir`, the `shared_stages` live there, keyed by their config, and
+    are linked into `workdir` (see `link_shared_stage`).
+    """
     from vidrl_jax.utils.logging import MetricLogger
 
     unknown = [s for s in stages if s not in STAGES]
@@ -120,6 +142,8 @@ def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
     try:
         for name in (s for s in STAGES if s in stages):
             stage_dir = os.path.join(workdir, name)
+            if shared_dir and name in shared_stages:
+                link_shared_stage(config, workdir, name, shared_dir)
             state = check_stage_dir(config, workdir, name, force)
             if state == "done":
                 logging.info("stage %s: done for this config, skipped (%s)", name, stage_dir)

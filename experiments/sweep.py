@@ -1,0 +1,112 @@
+"""A grid of runs, each in its own workdir, sharing demos and video models.
+
+    python -m experiments.sweep --config=configs/metaworld.py[:VARIANTS] \
+        --grid reward=sparse,dense,genreward --grid env.task=door-open-v3,drawer-open-v3 \
+        [--set agent.total_steps=20000] [--set seeds=3] --workdir=DIR
+
+`--grid reward=...` (or `variant=...`) appends config variants; any other key is
+a config field (`--config.KEY=VALUE`). Every cell runs `experiments.run` in
+`DIR/<cell>/` with `--shared_dir=DIR/shared`, so stages whose config is the same
+across cells (demos, autoencoder, diffusion, goal, select) are built once.
+Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
+tabulate final and best success rate (mean ± std over seeds) and wall time.
+"""
+import argparse
+import csv
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+VARIANT_KEYS = ("reward", "variant")
+
+
+def parse_grid(items):
+    """['reward=a,b', 'env.task=x'] -> [('reward', ['a','b']), ('env.task', ['x'])]."""
+    grid = []
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise SystemExit(f"error: --grid {item!r}: expected KEY=V1,V2,...")
+        grid.append((key, values.split(",")))
+    return grid
+
+
+def cells(grid):
+    """Every combination of the grid as a list of (key, value) pairs."""
+    keys = [k for k, _ in grid]
+    for values in itertools.product(*[v for _, v in grid]):
+        yield list(zip(keys, values))
+
+
+def cell_name(cell):
+    return "_".join(f"{k.split('.')[-1]}={v}" for k, v in cell).replace("/", "-")
+
+
+def cell_command(config, cell, sets, workdir, shared_dir):
+    path, _, variants = config.partition(":")
+    variants = [v for v in variants.split(",") if v]
+    variants += [v for k, v in cell if k in VARIANT_KEYS]
+    overrides = [f"--config.{k}={v}" for k, v in cell if k not in VARIANT_KEYS]
+    overrides += [f"--config.{s}" for s in sets]
+    config_arg = path + (":" + ",".join(variants) if variants else "")
+    return [sys.executable, "-m", "experiments.run", f"--config={config_arg}",
+            f"--workdir={workdir}", f"--shared_dir={shared_dir}", *overrides]
+
+
+def summarize(rows):
+    """rows: [(cell, results dict)] -> (markdown, csv) tables."""
+    header = ["cell", "seeds", "final_success", "best_success", "env_steps", "wall_time_s"]
+    table = []
+    for cell, r in rows:
+        def pm(key):
+            return f"{r[key + '_mean']:.2f} ± {r[key + '_std']:.2f}"
+        table.append([cell_name(cell), str(len(r["seeds"])), pm("final_success"),
+                      pm("best_success"), str(r["env_steps"]), f"{r['wall_time_s']:.0f}"])
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(row) + " |" for row in table]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header] + table)
+    return "\n".join(md) + "\n", buf.getvalue()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/metaworld.py")
+    parser.add_argument("--grid", action="append", default=[], help="KEY=V1,V2,...")
+    parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for all cells")
+    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--dry_run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    shared = os.path.join(args.workdir, "shared")
+    rows = []
+    for cell in cells(parse_grid(args.grid)):
+        workdir = os.path.join(args.workdir, cell_name(cell))
+        cmd = cell_command(args.config, cell, args.set, workdir, shared)
+        results = os.path.join(workdir, "results.json")
+        if args.dry_run:
+            print(" ".join(cmd))
+            continue
+        if os.path.exists(results):
+            print(f"[sweep] {cell_name(cell)}: finished, skipped", flush=True)
+        else:
+            print(f"[sweep] {cell_name(cell)}: {' '.join(cmd[1:])}", flush=True)
+            proc = subprocess.run(cmd)
+            if proc.returncode:
+                print(f"[sweep] {cell_name(cell)} failed with exit code {proc.returncode}",
+                      file=sys.stderr)
+                continue
+        with open(results) as f:
+            rows.append((cell, json.load(f)))
+    if rows:
+        md, table = summarize(rows)
+        for name, text in (("summary.md", md), ("summary.csv", table)):
+            with open(os.path.join(args.workdir, name), "w") as f:
+                f.write(text)
+        print(md)
+
+
+if __name__ == "__main__":
+    main()

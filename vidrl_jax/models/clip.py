@@ -1,0 +1,432 @@
+"""CLIP (transformers' Flax CLIP) as pure functions over explicit params.
+
+    clip = load_clip("/path/to/clip")          # Flax or PyTorch weights + tokenizer
+    img = clip.encode_images(clip.params, frames_uint8)   # [N,H,W,3] uint8 -> [N,D]
+    ids, mask = clip.tokenize(["open the door"])           # int32 [M,L] each
+    txt = clip.encode_texts(clip.params, ids, mask)        # -> [M,D]
+    many = encode_images_sharded(clip, clip.params, frames, batch_size=64)  # pmap
+
+`encode_images` does CLIP's preprocessing inside jit: resize the shortest side
+to `size` (the same filter coefficients and the same uint8 rounding as PIL,
+which `CLIPImageProcessor` uses), center crop, scale to [0,1] and normalise
+with the model's mean/std. Features are the projected (unnormalised)
+embeddings, i.e. `get_image_features` / `get_text_features`.
+
+A local directory is the normal input (no hub at run time). A hub id is
+tried only when the hub is reachable; offline it fails fast with a VidrlError.
+"""
+import dataclasses
+import functools
+import json
+import math
+import os
+import re
+import socket
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vidrl_jax.errors import VidrlError
+
+FLAX_WEIGHTS = "flax_model.msgpack"
+PT_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json", "added_tokens.json")
+PREPROCESSOR_FILE = "preprocessor_config.json"
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# ---------------------------------------------------------------------------
+# Preprocessing (PIL-exact resize as matrices, so it runs inside jit)
+# ---------------------------------------------------------------------------
+
+
+def _bicubic(x):
+    a = -0.5
+    x = np.abs(x)
+    return np.where(x < 1.0, ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0,
+                    np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
+
+
+def _sinc(x):
+    return np.sinc(x)
+
+
+# PIL resample id -> (filter, support); the ids are PIL.Image.Resampling values.
+_FILTERS = {
+    1: (lambda x: np.where(np.abs(x) < 3.0, _sinc(x) * _sinc(x / 3.0), 0.0), 3.0),  # LANCZOS
+    2: (lambda x: np.maximum(1.0 - np.abs(x), 0.0), 1.0),                             # BILINEAR
+    3: (_bicubic, 2.0),                                                                # BICUBIC
+    4: (lambda x: ((x > -0.5) & (x <= 0.5)).astype(np.float64), 0.5),                  # BOX
+    5: (lambda x: np.where(np.abs(x) < 1.0, np.where(x == 0, 1.0, np.sin(np.pi * x) / (np.pi * x)
+                                                     * (0.54 + 0.46 * np.cos(np.pi * x))), 0.0), 1.0),  # HAMMING
+}
+_PRECISION_BITS = 32 - 8 - 2  # PIL's fixed point for 8-bit images
+
+
+@functools.lru_cache(maxsize=64)
+def resize_matrix(in_size: int, out_size: int, resample: int = 3) -> np.ndarray:
+    """[out_size, in_size] float32 weights of PIL's 8-bit resample for one axis.
+
+    Mirrors PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` (Resample.c):
+    antialiased when shrinking, coefficients quantised to 2**-22.
+    """
+    if resample not in _FILTERS:
+        raise VidrlError(f"CLIP preprocessor resample={resample} is not supported; use 1 (lanczos), "
+                         "2 (bilinear), 3 (bicubic), 4 (box) or 5 (hamming) in preprocessor_config.json")
+    filt, support = _FILTERS[resample]
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = support * filterscale
+    m = np.zeros((out_size, in_size), np.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size)
+        xs = np.arange(xmin, xmax)
+        w = filt((xs - center + 0.5) / filterscale)
+        total = w.sum()
+        if total != 0.0:
+            w = w / total
+        m[xx, xmin:xmax] = w
+    # PIL rounds each coefficient to fixed point (away from zero at .5).
+    q = np.where(m < 0, np.trunc(-0.5 + m * (1 << _PRECISION_BITS)),
+                 np.trunc(0.5 + m * (1 << _PRECISION_BITS)))
+    return (q / (1 << _PRECISION_BITS)).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessSpec:
+    """What CLIPImageProcessor does, as static data (hashable, jit-static)."""
+    shortest_edge: int = 224          # resize the shortest side to this (0 = no resize)
+    crop_size: tuple = (224, 224)     # (height, width) center crop (None = no crop)
+    resample: int = 3                 # PIL resample id (3 = bicubic)
+    mean: tuple = OPENAI_CLIP_MEAN
+    std: tuple = OPENAI_CLIP_STD
+    rescale_factor: float = 1.0 / 255.0
+
+
+def resized_shape(height: int, width: int, shortest_edge: int) -> tuple:
+    """transformers' `get_resize_output_image_size` (default_to_square=False)."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = shortest_edge, int(shortest_edge * long / short)
+    return (new_long, new_short) if width <= height else (new_short, new_long)
+
+
+def _round_u8(x):
+    # PIL: ss = 2**21 + sum(...) ; out = clip(ss >> 22, 0, 255) == clip(floor(x + .5))
+    return jnp.clip(jnp.floor(x + 0.5), 0.0, 255.0)
+
+
+def preprocess(spec: PreprocessSpec, frames: jnp.ndarray) -> jnp.ndarray:
+    """uint8 [N,H,W,3] -> float32 [N,h,w,3] normalised pixels (NHWC), jit-friendly.
+
+    Shapes are static, so the resize matrices are built in numpy at trace time.
+    """
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise VidrlError(f"CLIP frames must be uint8 [N,H,W,3], got shape {tuple(frames.shape)}")
+    x = frames.astype(jnp.float32)
+    n, h, w, _ = frames.shape
+    hi = jax.lax.Precision.HIGHEST
+    if spec.shortest_edge:
+        nh, nw = resized_shape(h, w, spec.shortest_edge)
+        # PIL: horizontal pass first, rounded to uint8, then vertical pass.
+        if nw != w:
+            x = _round_u8(jnp.einsum("vw,nhwc->nhvc", resize_matrix(w, nw, spec.resample), x,
+                                     precision=hi))
+        if nh != h:
+            x = _round_u8(jnp.einsum("uh,nhwc->nuwc", resize_matrix(h, nh, spec.resample), x,
+                                     precision=hi))
+        h, w = nh, nw
+    if spec.crop_size:
+        ch, cw = spec.crop_size
+        if ch > h or cw > w:
+            raise VidrlError(f"CLIP crop {ch}x{cw} is larger than the resized frame {h}x{w}; "
+                             "set size.shortest_edge >= crop_size in preprocessor_config.json")
+        top, left = (h - ch) // 2, (w - cw) // 2
+        x = x[:, top:top + ch, left:left + cw]
+    x = x * jnp.float32(spec.rescale_factor)
+    mean = jnp.asarray(spec.mean, jnp.float32)
+    std = jnp.asarray(spec.std, jnp.float32)
+    return (x - mean) / std
+
+
+# ---------------------------------------------------------------------------
+# Model functions (pure: module is static, params explicit)
+# ---------------------------------------------------------------------------
+
+
+def _image_features(module, pixel_values):
+    out = module.vision_model(pixel_values=pixel_values, deterministic=True)
+    return module.visual_projection(out[1])
+
+
+def _text_features(module, input_ids, attention_mask, position_ids):
+    out = module.text_model(input_ids=input_ids, attention_mask=attention_mask,
+                            position_ids=position_ids, deterministic=True)
+    return module.text_projection(out[1])
+
+
+def image_features(module, spec: PreprocessSpec, params, frames):
+    """uint8 frames [N,H,W,3] -> projected image embeddings float32 [N,D]."""
+    pixels = preprocess(spec, jnp.asarray(frames))
+    return module.apply({"params": params}, pixels, method=_image_features)
+
+
+def text_features(module, params, input_ids, attention_mask):
+    """int32 token ids / mask [M,L] -> projected text embeddings float32 [M,D]."""
+    input_ids = jnp.asarray(input_ids, jnp.int32)
+    attention_mask = jnp.asarray(attention_mask, jnp.int32)
+    position_ids = jnp.broadcast_to(jnp.arange(input_ids.shape[-1], dtype=jnp.int32), input_ids.shape)
+    return module.apply({"params": params}, input_ids, attention_mask, position_ids,
+                        method=_text_features)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Clip:
+    """A loaded CLIP: static parts + params. Functions take params explicitly.
+
+    encode_images(params, frames uint8 [N,H,W,3]) -> float32 [N,D]   (jitted)
+    encode_texts(params, ids int32 [M,L], mask int32 [M,L]) -> [M,D] (jitted)
+    tokenize(texts) -> (ids, mask) numpy int32 [M, max_length]
+    """
+    params: Any
+    module: Any
+    config: Any
+    spec: PreprocessSpec
+    tokenizer: Any
+    encode_images: Callable
+    encode_texts: Callable
+    _pmap_cache: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.config.projection_dim)
+
+    @property
+    def max_length(self) -> int:
+        return int(self.config.text_config.max_position_embeddings)
+
+    def tokenize(self, texts: Sequence[str]):
+        if isinstance(texts, str):
+            texts = [texts]
+        out = self.tokenizer(list(texts), padding="max_length", truncation=True,
+                             max_length=self.max_length, return_tensors="np")
+        return out["input_ids"].astype(np.int32), out["attention_mask"].astype(np.int32)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> float32 numpy [M,D] (tokenize + encode_texts with self.params)."""
+        ids, mask = self.tokenize(texts)
+        return np.asarray(self.encode_texts(self.params, ids, mask))
+
+    def embed_frames(self, frames, batch_size: int = 64, devices=None) -> np.ndarray:
+        """Many uint8 frames -> float32 numpy [N,D], batched and pmapped over local devices."""
+        return encode_images_sharded(self, self.params, frames, batch_size, devices)
+
+
+def make_clip(module, config, params, spec: PreprocessSpec, tokenizer=None) -> Clip:
+    """Builds the jitted pure functions around a Flax CLIP module."""
+    enc_img = jax.jit(functools.partial(image_features, module, spec))
+    enc_txt = jax.jit(functools.partial(text_features, module))
+    return Clip(params=params, module=module, config=config, spec=spec, tokenizer=tokenizer,
+                encode_images=enc_img, encode_texts=enc_txt)
+
+
+def _pmapped(clip: Clip, devices):
+    if devices not in clip._pmap_cache:
+        fn = functools.partial(image_features, clip.module, clip.spec)
+        clip._pmap_cache[devices] = jax.pmap(fn, in_axes=(None, 0), devices=list(devices))
+    return clip._pmap_cache[devices]
+
+
+def encode_images_sharded(clip: Clip, params, frames, batch_size: int = 64,
+                          devices: Optional[Sequence[Any]] = None) -> np.ndarray:
+    """uint8 [N,H,W,3] -> float32 numpy [N,D]; chunks of batch_size per device, pmapped.
+
+    The last chunk is padded (by repeating frames) so every call has one shape.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise VidrlError(f"CLIP frames must be uint8 [N,H,W,3], got {frames.dtype} {frames.shape}")
+    n = frames.shape[0]
+    devices = tuple(devices) if devices is not None else tuple(jax.local_devices())
+    nd = len(devices)
+    if n == 0:
+        return np.zeros((0, clip.embed_dim), np.float32)
+    per_dev = max(1, min(batch_size, math.ceil(n / nd)))
+    chunk = nd * per_dev
+    fn = _pmapped(clip, devices)
+    outs = []
+    for start in range(0, n, chunk):
+        part = frames[start:start + chunk]
+        m = part.shape[0]
+        if m < chunk:
+            part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)], axis=0)
+        out = fn(params, part.reshape((nd, per_dev) + part.shape[1:]))
+        outs.append(np.asarray(out).reshape(chunk, -1)[:m])
+    return np.concatenate(outs, axis=0)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _offline() -> bool:
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return True
+    return False
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_path(path: str) -> str:
+    """A local directory, or a hub id downloaded when the hub is reachable."""
+    if not path:
+        raise VidrlError("no CLIP path given; pass a local CLIP directory (--config.clip.path=DIR)")
+    path = os.path.expanduser(str(path))
+    if os.path.isdir(path):
+        return path
+    if os.path.exists(path):
+        raise VidrlError(f"CLIP path {path!r} is a file, not a directory; pass the directory "
+                         "holding config.json, the weights and the tokenizer files")
+    if not _HUB_ID.match(path) or path.startswith("."):
+        raise VidrlError(f"CLIP directory {path!r} does not exist; pass a local directory with "
+                         "config.json, weights and tokenizer files (--config.clip.path=DIR)")
+    if _offline() or not _hub_reachable():
+        why = "HF_HUB_OFFLINE is set" if _offline() else "the hub is not reachable"
+        raise VidrlError(f"CLIP {path!r} is not a local directory and {why}; pass a local directory "
+                         "with the weights (--config.clip.path=DIR)")
+    try:
+        from huggingface_hub import snapshot_download
+        return snapshot_download(path, allow_patterns=[
+            "*.json", "*.txt", FLAX_WEIGHTS, "model.safetensors"])
+    except Exception as e:  # network / auth / missing repo
+        raise VidrlError(f"could not download CLIP {path!r} from the hub "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         "pass a local directory (--config.clip.path=DIR)") from None
+
+
+def _first_line(e: Exception) -> str:
+    s = str(e).strip()
+    return s.splitlines()[0] if s else type(e).__name__
+
+
+def load_preprocess_spec(path: str, config) -> PreprocessSpec:
+    """PreprocessSpec from preprocessor_config.json, else CLIP's defaults for the model."""
+    size = int(config.vision_config.image_size)
+    f = os.path.join(path, PREPROCESSOR_FILE)
+    if not os.path.exists(f):
+        return PreprocessSpec(shortest_edge=size, crop_size=(size, size))
+    with open(f) as fh:
+        p = json.load(fh)
+    s = p.get("size", size)
+    if isinstance(s, dict):
+        if "shortest_edge" in s:
+            s = int(s["shortest_edge"])
+        else:
+            raise VidrlError(f"{f}: only size={{'shortest_edge': N}} is supported, got {s}")
+    crop = p.get("crop_size", size)
+    if isinstance(crop, dict):
+        crop = (int(crop["height"]), int(crop["width"]))
+    else:
+        crop = (int(crop), int(crop))
+    if crop != (size, size) and p.get("do_center_crop", True):
+        raise VidrlError(f"{f}: crop_size {crop} does not match the model's image_size {size}")
+    return PreprocessSpec(
+        shortest_edge=int(s) if p.get("do_resize", True) else 0,
+        crop_size=crop if p.get("do_center_crop", True) else None,
+        resample=int(p.get("resample", 3)),
+        mean=tuple(float(v) for v in p.get("image_mean", OPENAI_CLIP_MEAN)),
+        std=tuple(float(v) for v in p.get("image_std", OPENAI_CLIP_STD)),
+        rescale_factor=float(p.get("rescale_factor", 1.0 / 255.0)) if p.get("do_rescale", True) else 1.0)
+
+
+def load_tokenizer(path: str):
+    """CLIP tokenizer from tokenizer.json or vocab.json + merges.txt in `path`."""
+    has_fast = os.path.exists(os.path.join(path, "tokenizer.json"))
+    has_slow = all(os.path.exists(os.path.join(path, f)) for f in ("vocab.json", "merges.txt"))
+    if not (has_fast or has_slow):
+        raise VidrlError(f"no CLIP tokenizer in {path!r} (need tokenizer.json or vocab.json + merges.txt); "
+                         "copy the tokenizer files from the original checkpoint "
+                         "(python -m experiments.convert_clip copies them)")
+    from transformers import CLIPTokenizer, CLIPTokenizerFast
+    try:
+        return (CLIPTokenizerFast if has_fast else CLIPTokenizer).from_pretrained(path)
+    except Exception as e:
+        raise VidrlError(f"could not load the CLIP tokenizer in {path!r}: {_first_line(e)}") from None
+
+
+def _check_params(params, shapes, path):
+    from flax.traverse_util import flatten_dict
+    got, want = flatten_dict(params), flatten_dict(shapes)
+    missing = sorted(set(want) - set(got))
+    if missing:
+        raise VidrlError(f"CLIP weights in {path!r} miss {len(missing)} tensors (e.g. {'/'.join(missing[0])}); "
+                         "the weights do not belong to this config.json")
+    for k, v in want.items():
+        if tuple(got[k].shape) != tuple(v.shape):
+            raise VidrlError(f"CLIP weight {'/'.join(k)} in {path!r} has shape {tuple(got[k].shape)} but "
+                             f"config.json needs {tuple(v.shape)}; weights and config.json do not match")
+
+
+def load_clip(path: str, tokenizer: bool = True) -> Clip:
+    """Loads CLIP (config, Flax or PyTorch weights, tokenizer, preprocessing) from a directory.
+
+    Raises VidrlError (one line) for a missing directory, missing weights/config/tokenizer,
+    or weights whose shapes do not match config.json.
+    """
+    path = resolve_path(path)
+    if not os.path.exists(os.path.join(path, "config.json")):
+        raise VidrlError(f"no config.json in CLIP directory {path!r}; it must hold a transformers CLIP "
+                         "checkpoint (config.json + weights + tokenizer files)")
+    flax_file = os.path.join(path, FLAX_WEIGHTS)
+    pt_files = [os.path.join(path, f) for f in PT_WEIGHTS if os.path.exists(os.path.join(path, f))]
+    if not os.path.exists(flax_file) and not pt_files:
+        raise VidrlError(f"no CLIP weights in {path!r} (need {FLAX_WEIGHTS}, model.safetensors "
+                         "or pytorch_model.bin)")
+    tok = load_tokenizer(path) if tokenizer else None
+    from transformers import CLIPConfig, FlaxCLIPModel
+    try:
+        config = CLIPConfig.from_pretrained(path)
+    except Exception as e:
+        raise VidrlError(f"bad CLIP config.json in {path!r}: {_first_line(e)}") from None
+    from_pt = not os.path.exists(flax_file)
+    if from_pt and pt_files[0].endswith(".bin"):
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise VidrlError(f"CLIP in {path!r} has only pytorch_model.bin, which needs torch; convert it "
+                             "once: python -m experiments.convert_clip --src=DIR --dst=FLAX_DIR") from None
+    try:
+        model, params = FlaxCLIPModel.from_pretrained(path, config=config, from_pt=from_pt,
+                                                      _do_init=False, local_files_only=True)
+    except (ValueError, OSError, KeyError, RuntimeError, TypeError) as e:
+        msg = _first_line(e)
+        if "shape" in msg:
+            raise VidrlError(f"CLIP weights in {path!r} do not match config.json: {msg}") from None
+        raise VidrlError(f"could not load CLIP weights from {path!r}: {msg}") from None
+    _check_params(params, model.params_shape_tree, path)
+    params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
+    return make_clip(model.module, config, params, load_preprocess_spec(path, config), tok)
+
+
+def random_clip(config, seed: int = 0, spec: Optional[PreprocessSpec] = None) -> Clip:
+    """A randomly initialised CLIP for a CLIPConfig (benchmarks/tests; no tokenizer)."""
+    from transformers import FlaxCLIPModel
+    model = FlaxCLIPModel(config, _do_init=False)
+    params = model.init_weights(jax.random.PRNGKey(seed), model.input_shape)
+    size = int(config.vision_config.image_size)
+    spec = spec or PreprocessSpec(shortest_edge=size, crop_size=(size, size))
+    return make_clip(model.module, config, params, spec, None)

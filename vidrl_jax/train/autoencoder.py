@@ -1,0 +1,181 @@
+"""Training the causal video VAE: KL-regularised reconstruction, pmapped over devices.
+
+    state = create_train_state(model_config, train_config, key)       # one copy
+    train_step, eval_step = make_steps(model_config, train_config)     # pmapped
+    state_r = replicate(state)
+    state_r, metrics = train_step(state_r, frames, key)   # frames [D, B/D, T, H, W, 3] uint8
+    metrics = eval_step(state_r.params, frames)           # posterior mean, no noise
+
+The loss per clip is mean squared error in [-1, 1] pixel space plus
+`kl_weight * KL / num_elements` (KL summed over the latent, i.e. the usual
+"sum-sum" VAE loss divided by the number of pixel values). The
+reparameterisation noise of example i of the global batch is drawn from
+fold_in(key, i), so a step over N devices equals the same step on one device.
+"""
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vidrl_jax.models import vae3d
+
+AXIS = "devices"
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array
+    params: dict
+    opt_state: optax.OptState
+
+
+def make_optimizer(train_config):
+    """Adam with global-norm clipping (lr from `train_config.lr`)."""
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(float(train_config["lr"])))
+
+
+def create_train_state(model_config, train_config, key):
+    params = vae3d.init(model_config, key)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      opt_state=make_optimizer(train_config).init(params))
+
+
+def loss_fn(model_config, params, frames, example_keys, kl_weight):
+    """frames [B,T,H,W,3] uint8; example_keys [B] keys -> (loss, metrics)."""
+    cfg = vae3d.as_config(model_config)
+    model = vae3d.VAE(cfg)
+    x = vae3d.to_model_input(frames)
+    mean, logvar = model.apply({"params": params}, x, method=vae3d.VAE.encode)
+    eps = jax.vmap(lambda k: jax.random.normal(k, mean.shape[1:], mean.dtype))(example_keys)
+    z = mean + jnp.exp(0.5 * logvar) * eps
+    recon = model.apply({"params": params}, z, method=vae3d.VAE.decode)
+    mse = jnp.mean((recon - x) ** 2)
+    kl = 0.5 * jnp.sum(mean ** 2 + jnp.exp(logvar) - 1.0 - logvar) / mean.shape[0]
+    n_elem = np.prod(x.shape[1:])
+    loss = mse + kl_weight * kl / n_elem
+    return loss, {"loss": loss, "mse": mse, "kl": kl}
+
+
+def _example_keys(key, local_batch, axis_name):
+    offset = 0 if axis_name is None else jax.lax.axis_index(axis_name) * local_batch
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(local_batch))
+
+
+def train_step(model_config, train_config, state, frames, key, axis_name=None):
+    """One update. frames [B,T,H,W,3] (per device when axis_name is set)."""
+    keys = _example_keys(key, frames.shape[0], axis_name)
+    grad_fn = jax.grad(lambda p: loss_fn(model_config, p, frames, keys,
+                                         float(train_config["kl_weight"])), has_aux=True)
+    grads, metrics = grad_fn(state.params)
+    if axis_name is not None:
+        grads = jax.lax.pmean(grads, axis_name)
+        metrics = jax.lax.pmean(metrics, axis_name)
+    metrics["grad_norm"] = optax.global_norm(grads)
+    updates, opt_state = make_optimizer(train_config).update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+
+def eval_step(model_config, params, frames, axis_name=None):
+    """Reconstruction through the posterior mean: summed squared error in [0,1]
+    space, number of values and PSNR of the batch. frames [B,T,H,W,3] uint8."""
+    mean, _ = vae3d.encode(model_config, params, frames)
+    recon = vae3d.decode(model_config, params, mean)
+    target = jnp.asarray(frames, jnp.float32) / 255.0
+    sq = jnp.sum((recon - target) ** 2)
+    count = jnp.asarray(target.size, jnp.float32)
+    if axis_name is not None:
+        sq, count = jax.lax.psum(sq, axis_name), jax.lax.psum(count, axis_name)
+    return {"sq_err": sq, "count": count, "psnr": psnr_from_mse(sq / count)}
+
+
+def psnr_from_mse(mse):
+    """PSNR in dB for images in [0, 1]."""
+    return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))
+
+
+def make_steps(model_config, train_config):
+    """pmapped (train_step, eval_step, reconstruct) over all local devices.
+
+    train_step(state_r, frames [D,b,T,H,W,3], key) -> (state_r, metrics_r)
+    eval_step(params_r, frames [D,b,...]) -> metrics_r (psum'd, same on every device)
+    reconstruct(params_r, frames [D,b,...]) -> uint8 [D,b,T,H,W,3]
+    """
+    cfg = vae3d.as_config(model_config)
+    tc = {"lr": float(train_config["lr"]), "kl_weight": float(train_config["kl_weight"])}
+    p_train = jax.pmap(lambda s, f, k: train_step(cfg, tc, s, f, k, AXIS),
+                       axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+    p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f, AXIS), axis_name=AXIS)
+    p_recon = jax.pmap(lambda p, f: vae3d.decode_uint8(cfg, p, vae3d.encode(cfg, p, f)[0]))
+    return p_train, p_eval, p_recon
+
+
+def replicate(tree, devices=None):
+    devices = devices or jax.local_devices()
+    return jax.device_put_replicated(tree, devices)
+
+
+def unreplicate(tree):
+    return jax.tree.map(lambda x: x[0], tree)
+
+
+def shard(batch, num_devices):
+    """[B, ...] -> [num_devices, B/num_devices, ...]."""
+    b = batch.shape[0]
+    if b % num_devices:
+        from vidrl_jax.errors import ConfigError
+        raise ConfigError(f"vae.batch_size={b} must be divisible by the number of "
+                          f"devices ({num_devices})")
+    return batch.reshape((num_devices, b // num_devices) + batch.shape[1:])
+
+
+# ----------------------------------------------------------------------------- data
+
+class ClipSampler:
+    """Random clips from in-memory episodes, deterministic in (seed, step).
+
+    episodes: list of episode dicts with `frames` uint8 [L+1,H,W,3]. A clip is
+    `clip_length` frames taken every `frame_stride` frames; episodes shorter
+    than that are sampled with a smaller stride (down to 1) or padded with
+    their last frame.
+    """
+
+    def __init__(self, episodes, clip_length, frame_stride, seed):
+        if not episodes:
+            from vidrl_jax.errors import VidrlError
+            raise VidrlError("no episodes to sample VAE clips from (check demos.tasks and "
+                             "diffusion.holdout_task)")
+        self.frames = [np.asarray(e["frames"]) for e in episodes]
+        self.clip_length, self.frame_stride, self.seed = clip_length, frame_stride, seed
+
+    def clip(self, episode_index, start_fraction):
+        f = self.frames[episode_index]
+        n = len(f)
+        stride = self.frame_stride
+        while stride > 1 and (self.clip_length - 1) * stride + 1 > n:
+            stride -= 1
+        span = (self.clip_length - 1) * stride + 1
+        start = int(start_fraction * max(n - span + 1, 1))
+        idx = np.minimum(start + stride * np.arange(self.clip_length), n - 1)
+        return f[idx]
+
+    def batch(self, step, batch_size):
+        rng = np.random.default_rng([self.seed, int(step)])
+        eps = rng.integers(0, len(self.frames), batch_size)
+        starts = rng.random(batch_size)
+        return np.stack([self.clip(e, s) for e, s in zip(eps, starts)])
+
+    def eval_batches(self, batch_size, clips_per_episode=2):
+        """Fixed evaluation clips (evenly spaced starts), in batches of batch_size
+        (the last batch padded by repeating clips; `weights` marks real ones)."""
+        clips = [self.clip(e, s) for e in range(len(self.frames))
+                 for s in np.linspace(0.0, 0.999, clips_per_episode)]
+        out = []
+        for i in range(0, len(clips), batch_size):
+            chunk = clips[i:i + batch_size]
+            real = len(chunk)
+            chunk = chunk + [chunk[-1]] * (batch_size - real)
+            out.append((np.stack(chunk), real))
+        return out
