@@ -54,7 +54,7 @@ class TanhGaussianActor(nn.Module):
     """pi(a|h): returns (mean [B,A], log_std [B,A]) of the pre-tanh Gaussian."""
     hidden: Sequence[int]
     action_dim: int
-    log_std_min: float = -10.0
+    log_std_min: float = -5.0
     log_std_max: float = 2.0
 
     @nn.compact

@@ -15,6 +15,7 @@ the task class is built directly here; the observation matches MT1's: goal
 position observable, 39 floats.)
 """
 import os
+import weakref
 
 import vidrl_jax.envs  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
 
@@ -95,6 +96,9 @@ class MetaWorldEnv(gym.Env):
             env.model.vis.quality.shadowsize = 0
             env.model.vis.quality.offsamples = 0
         self._env = env
+        # Free the GL context before interpreter teardown even if close() is never called
+        # (otherwise EGL prints errors from __del__ at exit).
+        self._finalizer = weakref.finalize(self, env.close)
         self._flip = camera in FLIPPED_CAMERAS
         self._steps = 0
         self._frame = None
@@ -166,9 +170,9 @@ class MetaWorldEnv(gym.Env):
         return self._env
 
     def close(self):
-        env, self._env = getattr(self, "_env", None), None
-        if env is not None:
-            env.close()
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()  # closes the Meta-World env once
 
 
 def make_env_from_config(env_config, task=None, seed=0, render=True):

@@ -68,7 +68,7 @@ _PRECISION_BITS = 32 - 8 - 2  # PIL's fixed point for 8-bit images
 
 @functools.lru_cache(maxsize=64)
 def resize_matrix(in_size: int, out_size: int, resample: int = 3) -> np.ndarray:
-    """[out_size, in_size] float32 weights of PIL's 8-bit resample for one axis.
+    """[out_size, in_size] int32 fixed-point weights (units of 2**-22) of PIL's 8-bit resample.
 
     Mirrors PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` (Resample.c):
     antialiased when shrinking, coefficients quantised to 2**-22.
@@ -94,7 +94,7 @@ def resize_matrix(in_size: int, out_size: int, resample: int = 3) -> np.ndarray:
     # PIL rounds each coefficient to fixed point (away from zero at .5).
     q = np.where(m < 0, np.trunc(-0.5 + m * (1 << _PRECISION_BITS)),
                  np.trunc(0.5 + m * (1 << _PRECISION_BITS)))
-    return (q / (1 << _PRECISION_BITS)).astype(np.float32)
+    return q.astype(np.int32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,9 +115,10 @@ def resized_shape(height: int, width: int, shortest_edge: int) -> tuple:
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def _round_u8(x):
-    # PIL: ss = 2**21 + sum(...) ; out = clip(ss >> 22, 0, 255) == clip(floor(x + .5))
-    return jnp.clip(jnp.floor(x + 0.5), 0.0, 255.0)
+def _resample_axis(x, weights, subscripts):
+    """One PIL resample pass in exact int32 fixed point: clip((2**21 + sum p*k) >> 22, 0, 255)."""
+    acc = jnp.einsum(subscripts, jnp.asarray(weights), x, preferred_element_type=jnp.int32)
+    return jnp.clip((acc + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS, 0, 255)
 
 
 def preprocess(spec: PreprocessSpec, frames: jnp.ndarray) -> jnp.ndarray:
@@ -127,19 +128,17 @@ def preprocess(spec: PreprocessSpec, frames: jnp.ndarray) -> jnp.ndarray:
     """
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise VidrlError(f"CLIP frames must be uint8 [N,H,W,3], got shape {tuple(frames.shape)}")
-    x = frames.astype(jnp.float32)
+    x = frames.astype(jnp.int32)
     n, h, w, _ = frames.shape
-    hi = jax.lax.Precision.HIGHEST
     if spec.shortest_edge:
         nh, nw = resized_shape(h, w, spec.shortest_edge)
         # PIL: horizontal pass first, rounded to uint8, then vertical pass.
         if nw != w:
-            x = _round_u8(jnp.einsum("vw,nhwc->nhvc", resize_matrix(w, nw, spec.resample), x,
-                                     precision=hi))
+            x = _resample_axis(x, resize_matrix(w, nw, spec.resample), "vw,nhwc->nhvc")
         if nh != h:
-            x = _round_u8(jnp.einsum("uh,nhwc->nuwc", resize_matrix(h, nh, spec.resample), x,
-                                     precision=hi))
+            x = _resample_axis(x, resize_matrix(h, nh, spec.resample), "uh,nhwc->nuwc")
         h, w = nh, nw
+    x = x.astype(jnp.float32)
     if spec.crop_size:
         ch, cw = spec.crop_size
         if ch > h or cw > w:
@@ -381,6 +380,56 @@ def _check_params(params, shapes, path):
                              f"config.json needs {tuple(v.shape)}; weights and config.json do not match")
 
 
+def _read_flax_weights(file):
+    from flax.serialization import msgpack_restore
+    try:
+        with open(file, "rb") as f:
+            return msgpack_restore(f.read())
+    except Exception as e:
+        raise VidrlError(f"could not read CLIP weights {file!r}: {_first_line(e)}") from None
+
+
+class _ShapeModel:
+    """What transformers' PyTorch->Flax converter needs from a model: param shapes."""
+
+    def __init__(self, params, base_model_prefix):
+        self.params = params
+        self.base_model_prefix = base_model_prefix
+
+
+def _read_pt_weights(file, shapes, prefix):
+    """PyTorch weights (safetensors without torch, .bin with torch) -> Flax param tree."""
+    from transformers.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
+    try:
+        if file.endswith(".safetensors"):
+            from safetensors import safe_open
+            with safe_open(file, framework="flax") as f:
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            try:
+                import torch
+            except ImportError:
+                raise VidrlError(f"CLIP weights {file!r} are pytorch_model.bin, which needs torch; convert "
+                                 "once: python -m experiments.convert_clip --src=DIR --dst=FLAX_DIR") from None
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except VidrlError:
+        raise
+    except Exception as e:
+        raise VidrlError(f"could not read CLIP weights {file!r}: {_first_line(e)}") from None
+    try:
+        return convert_pytorch_state_dict_to_flax(state, _ShapeModel(shapes, prefix))
+    except ValueError as e:  # the converter checks shapes
+        raise VidrlError(f"CLIP weights in {os.path.dirname(file)!r} do not match config.json: "
+                         f"{_first_line(e)}") from None
+
+
+def _select(params, shapes):
+    """Keeps only the tensors the model has (drops e.g. buffers like position_ids)."""
+    from flax.traverse_util import flatten_dict, unflatten_dict
+    want = flatten_dict(shapes)
+    return unflatten_dict({k: v for k, v in flatten_dict(params).items() if k in want})
+
+
 def load_clip(path: str, tokenizer: bool = True) -> Clip:
     """Loads CLIP (config, Flax or PyTorch weights, tokenizer, preprocessing) from a directory.
 
@@ -402,22 +451,14 @@ def load_clip(path: str, tokenizer: bool = True) -> Clip:
         config = CLIPConfig.from_pretrained(path)
     except Exception as e:
         raise VidrlError(f"bad CLIP config.json in {path!r}: {_first_line(e)}") from None
-    from_pt = not os.path.exists(flax_file)
-    if from_pt and pt_files[0].endswith(".bin"):
-        try:
-            import torch  # noqa: F401
-        except ImportError:
-            raise VidrlError(f"CLIP in {path!r} has only pytorch_model.bin, which needs torch; convert it "
-                             "once: python -m experiments.convert_clip --src=DIR --dst=FLAX_DIR") from None
-    try:
-        model, params = FlaxCLIPModel.from_pretrained(path, config=config, from_pt=from_pt,
-                                                      _do_init=False, local_files_only=True)
-    except (ValueError, OSError, KeyError, RuntimeError, TypeError) as e:
-        msg = _first_line(e)
-        if "shape" in msg:
-            raise VidrlError(f"CLIP weights in {path!r} do not match config.json: {msg}") from None
-        raise VidrlError(f"could not load CLIP weights from {path!r}: {msg}") from None
-    _check_params(params, model.params_shape_tree, path)
+    model = FlaxCLIPModel(config, _do_init=False)
+    shapes = model.params_shape_tree
+    if os.path.exists(flax_file):
+        params = _read_flax_weights(flax_file)
+    else:
+        params = _read_pt_weights(pt_files[0], shapes, model.base_model_prefix)
+    params = _select(params, shapes)
+    _check_params(params, shapes, path)
     params = jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), params)
     return make_clip(model.module, config, params, load_preprocess_spec(path, config), tok)
 

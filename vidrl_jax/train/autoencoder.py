@@ -78,17 +78,13 @@ def train_step(model_config, train_config, state, frames, key, axis_name=None):
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(model_config, params, frames, axis_name=None):
-    """Reconstruction through the posterior mean: summed squared error in [0,1]
-    space, number of values and PSNR of the batch. frames [B,T,H,W,3] uint8."""
+def eval_step(model_config, params, frames):
+    """Reconstruction through the posterior mean. frames [B,T,H,W,3] uint8 ->
+    per-clip mean squared error in [0, 1] pixel space, [B]."""
     mean, _ = vae3d.encode(model_config, params, frames)
     recon = vae3d.decode(model_config, params, mean)
     target = jnp.asarray(frames, jnp.float32) / 255.0
-    sq = jnp.sum((recon - target) ** 2)
-    count = jnp.asarray(target.size, jnp.float32)
-    if axis_name is not None:
-        sq, count = jax.lax.psum(sq, axis_name), jax.lax.psum(count, axis_name)
-    return {"sq_err": sq, "count": count, "psnr": psnr_from_mse(sq / count)}
+    return jnp.mean((recon - target) ** 2, axis=tuple(range(1, target.ndim)))
 
 
 def psnr_from_mse(mse):
@@ -100,21 +96,23 @@ def make_steps(model_config, train_config):
     """pmapped (train_step, eval_step, reconstruct) over all local devices.
 
     train_step(state_r, frames [D,b,T,H,W,3], key) -> (state_r, metrics_r)
-    eval_step(params_r, frames [D,b,...]) -> metrics_r (psum'd, same on every device)
+    eval_step(params_r, frames [D,b,...]) -> per-clip MSE in [0,1] space [D,b]
     reconstruct(params_r, frames [D,b,...]) -> uint8 [D,b,T,H,W,3]
     """
     cfg = vae3d.as_config(model_config)
     tc = {"lr": float(train_config["lr"]), "kl_weight": float(train_config["kl_weight"])}
     p_train = jax.pmap(lambda s, f, k: train_step(cfg, tc, s, f, k, AXIS),
                        axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
-    p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f, AXIS), axis_name=AXIS)
+    p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f))
     p_recon = jax.pmap(lambda p, f: vae3d.decode_uint8(cfg, p, vae3d.encode(cfg, p, f)[0]))
     return p_train, p_eval, p_recon
 
 
-def replicate(tree, devices=None):
-    devices = devices or jax.local_devices()
-    return jax.device_put_replicated(tree, devices)
+def replicate(tree):
+    """One copy of `tree` per local device, laid out for pmap."""
+    n = jax.local_device_count()
+    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
+    return jax.pmap(lambda x: x)(stacked)
 
 
 def unreplicate(tree):
@@ -167,15 +165,23 @@ class ClipSampler:
         starts = rng.random(batch_size)
         return np.stack([self.clip(e, s) for e, s in zip(eps, starts)])
 
-    def eval_batches(self, batch_size, clips_per_episode=2):
-        """Fixed evaluation clips (evenly spaced starts), in batches of batch_size
-        (the last batch padded by repeating clips; `weights` marks real ones)."""
-        clips = [self.clip(e, s) for e in range(len(self.frames))
-                 for s in np.linspace(0.0, 0.999, clips_per_episode)]
-        out = []
-        for i in range(0, len(clips), batch_size):
-            chunk = clips[i:i + batch_size]
-            real = len(chunk)
-            chunk = chunk + [chunk[-1]] * (batch_size - real)
-            out.append((np.stack(chunk), real))
-        return out
+    def eval_clips(self, clips_per_episode=2):
+        """Fixed evaluation clips (evenly spaced starts in every episode) [N,T,H,W,3]."""
+        return np.stack([self.clip(e, s) for e in range(len(self.frames))
+                         for s in np.linspace(0.0, 0.999, clips_per_episode)])
+
+
+def evaluate(p_eval, params_r, clips, batch_size, num_devices):
+    """Held-out reconstruction: {"mse", "psnr" (of the mean MSE), "psnr_clip_mean"}."""
+    errs = []
+    for i in range(0, len(clips), batch_size):
+        chunk = clips[i:i + batch_size]
+        real = len(chunk)
+        if real < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
+        errs.append(np.asarray(p_eval(params_r, shard(chunk, num_devices))).reshape(-1)[:real])
+    errs = np.concatenate(errs)
+    mse = float(np.mean(errs))
+    return {"mse": mse, "psnr": float(-10 * np.log10(max(mse, 1e-10))),
+            "psnr_clip_mean": float(np.mean(-10 * np.log10(np.maximum(errs, 1e-10)))),
+            "num_clips": int(len(errs))}

@@ -1,0 +1,1 @@
+"""Demo video data: episode shards on disk (`shards`) and clip batches (`clips`)."""

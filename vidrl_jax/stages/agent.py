@@ -1,0 +1,29 @@
+"""Stage `agent`: SAC (+FB) trained on the rewards of the goal video, with evaluation.
+
+Writes checkpoints, `eval_last.gif` (the last eval episode) into the stage
+directory, and `<workdir>/results.json` and `<workdir>/success.png`. Resumes from
+its last checkpoint after a kill. See vidrl_jax/train/agent.py for the loop.
+"""
+import json
+import os
+
+from vidrl_jax.envs.vector import make_vector_env
+from vidrl_jax.train import agent as agent_loop
+
+DEPENDS = ("seed", "seeds", "env", "demos", "vae", "diffusion", "goal", "clip", "agent",
+           "reward")
+
+
+def run(config, ctx):
+    num_envs = int(config.env.num_workers) * int(config.seeds)
+    with make_vector_env(config.env, num_envs=num_envs, seed=int(config.seed)) as envs:
+        results = agent_loop.AgentRun(config, ctx, envs).run()
+    if ctx.is_main_process:
+        tmp = os.path.join(ctx.workdir, "results.json.tmp")
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=1)
+        os.replace(tmp, os.path.join(ctx.workdir, "results.json"))
+        agent_loop.plot_success(results, os.path.join(ctx.workdir, "success.png"))
+    return {k: results[k] for k in ("final_success_mean", "final_success_std",
+                                    "best_success_mean", "env_steps", "updates",
+                                    "env_steps_per_s", "layout")}

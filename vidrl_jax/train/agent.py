@@ -1,0 +1,482 @@
+"""The agent loop: vector envs, reward encoders, device replay and the fused step.
+
+One loop serves three layouts of the learner (see `Learner`):
+  single  one agent on one device (jit);
+  pmap    one agent over all local devices (replay sharded, gradients pmean'd);
+  seeds   `config.seeds` independent agents stacked on a leading axis, the fused
+          step vmapped, the envs of all seeds in one vector env.
+
+Episodes run synchronously in all envs (Meta-World never terminates early; every
+episode is truncated at `env.max_episode_steps`), with explicit seeded resets, so
+the next observation stored at a truncation is the real final one. Everything
+random is a pure function of (seed, counters): env seeds of episode k, prefill
+actions, PRNG keys of step t. Checkpoints are taken at episode boundaries and
+hold the agent, optimiser, replay, reward statistics, counters and eval history,
+so a resumed run continues exactly where the killed one stopped.
+"""
+import functools
+import json
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vidrl_jax import agents
+from vidrl_jax.agents import train_step as ts
+from vidrl_jax.data import replay as rp
+from vidrl_jax.errors import ConfigError, VidrlError
+from vidrl_jax.rewards import terms as reward_terms
+from vidrl_jax.utils.checkpoint import CheckpointManager
+from vidrl_jax.utils.progress import progress
+from vidrl_jax.utils.video_io import save_gif
+
+ACTION_DIM = 4
+OBS_DIM = 39
+
+
+# ----------------------------------------------------------------------------- seeds
+def env_seeds(seed, episode, num_envs, offset=0):
+    """Reset seeds of the `num_envs` envs of one agent for training episode `episode`
+    (offset separates eval episodes from training ones)."""
+    ss = np.random.SeedSequence([int(seed), int(offset), int(episode)])
+    return [int(s) & 0x7FFFFFFF for s in ss.generate_state(num_envs)]
+
+
+def prefill_actions(seed, env_step, num_envs):
+    rng = np.random.default_rng([int(seed), 1, int(env_step)])
+    return rng.uniform(-1.0, 1.0, (num_envs, ACTION_DIM)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- reward inputs
+def resample_indices(length, num):
+    """`num` indices spread evenly over range(length) (first and last included)."""
+    return np.round(np.linspace(0, length - 1, num)).astype(np.int64)
+
+
+class RewardEncoders:
+    """The frozen encoders that turn frames into replay columns.
+
+    phi(frames [N,H,W,3]) -> [N,P]: VAE features of one frame (FB's input).
+    window(frames [N,W,H,W,3]) -> [N,D]: VAE embedding of the window resampled to the
+    goal video's length. `goal` = {"video_latent": [D], "frame_feature": [P]}.
+    With no VAE needed (baselines without video terms) both are empty columns.
+    """
+
+    def __init__(self, config, ctx, needs_vae):
+        self.window_len = int(config.reward.window)
+        self.goal_frames = None
+        if not needs_vae:
+            self.feature_dim = self.latent_dim = 0
+            self.goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
+            return
+        from vidrl_jax.models import vae3d
+
+        cfg, params = vae3d.load(ctx.stage_output("autoencoder"))
+        if cfg.size != config.env.size:
+            raise ConfigError(f"env.size={config.env.size} but the VAE in "
+                              f"{ctx.stage_output('autoencoder')} was trained at {cfg.size}px")
+        with np.load(os.path.join(ctx.stage_output("goal"), "goal_video.npz")) as g:
+            goal_frames = np.asarray(g["frames"])
+        self.goal_frames = goal_frames
+        t = len(goal_frames)
+        td = cfg.temporal_downsample
+        self.clip_len = t if (t - 1) % td == 0 else 1 + ((t - 1) // td) * td
+        goal_frames = goal_frames[resample_indices(t, self.clip_len)]
+        with np.load(os.path.join(ctx.stage_output("select"), "goal_frame.npz")) as g:
+            goal_frame = np.asarray(g["frame"])
+        self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
+        self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
+        self._idx = resample_indices(self.window_len, self.clip_len)
+        self.goal = {"video_latent": self._embed(goal_frames[None])[0],
+                     "frame_feature": self._phi(goal_frame[None])[0]}
+        self.feature_dim = int(self.goal["frame_feature"].shape[0])
+        self.latent_dim = int(self.goal["video_latent"].shape[0])
+
+    def phi(self, frames):
+        if not self.feature_dim:
+            return np.zeros((len(frames), 0), np.float32)
+        return self._phi(frames)
+
+    def window(self, windows):
+        if not self.latent_dim:
+            return np.zeros((len(windows), 0), np.float32)
+        return self._embed(windows[:, self._idx])
+
+
+class FrameWindows:
+    """The last W frames of each env: [N, W, H, W, 3], padded with the first frame."""
+
+    def __init__(self, window_len):
+        self.window_len = window_len
+        self.frames = None
+
+    def reset(self, frames):
+        self.frames = np.repeat(np.asarray(frames)[:, None], self.window_len, axis=1)
+
+    def push(self, frames):
+        self.frames = np.concatenate([self.frames[:, 1:], np.asarray(frames)[:, None]], axis=1)
+
+
+# ----------------------------------------------------------------------------- learner layouts
+class Learner:
+    """Agent states, replay and the fused step for one of the layouts single|pmap|seeds.
+
+    Host data comes in as [N, ...] over all envs, env order seed-major
+    (env e of seed s is row s * E + e).
+    """
+
+    def __init__(self, config, feature_dim, latent_dim, extra_columns):
+        self.seeds = [int(config.seed) + s for s in range(int(config.seeds))]
+        self.num_seeds = len(self.seeds)
+        self.envs_per_seed = int(config.env.num_workers)
+        n_dev = jax.local_device_count()
+        if self.num_seeds > 1:
+            self.layout = "seeds"
+        elif (n_dev > 1 and self.envs_per_seed % n_dev == 0
+              and config.agent.batch_size % n_dev == 0
+              and config.agent.replay_capacity % n_dev == 0):
+            self.layout = "pmap"
+        else:
+            self.layout = "single"
+        self.n_dev = n_dev if self.layout == "pmap" else 1
+        obs_dim = OBS_DIM if config.agent.obs == "state" else (config.env.size,) * 2 + (3,)
+        obs_dtype = jnp.float32 if config.agent.obs == "state" else jnp.uint8
+        states = [agents.create_agent_state(config, obs_dim, ACTION_DIM, feature_dim,
+                                            latent_dim, jax.random.PRNGKey(s))
+                  for s in self.seeds]
+        self.specs = rp.column_specs(
+            (obs_dim,) if isinstance(obs_dim, int) else obs_dim, ACTION_DIM, feature_dim,
+            latent_dim, obs_dtype=obs_dtype, extra=extra_columns)
+        cap = int(config.agent.replay_capacity)
+        if self.layout == "single":
+            self.state = states[0]
+            self.replay = rp.create_replay(cap, self.specs)
+            self._step = ts.jit_train_step
+            self._add = rp.add
+        elif self.layout == "pmap":
+            self.state = ts.replicate(states[0], n_dev)
+            self.replay = rp.create_replay(cap, self.specs, num_devices=n_dev)
+            self._step = ts.make_pmapped_train_step()
+            self._add = rp.add
+        else:
+            self.state = jax.tree.map(lambda *x: jnp.stack(x), *states)
+            self.replay = ts.replicate(rp.create_replay(cap, self.specs), self.num_seeds)
+            self._step = jax.jit(jax.vmap(ts.train_step, in_axes=(0, 0, None, 0)),
+                                 donate_argnums=0)
+            self._add = jax.jit(jax.vmap(rp.add_local), donate_argnums=0)
+        self._act = {d: jax.jit(jax.vmap(functools.partial(ts.act, deterministic=d)))
+                     for d in (False, True)}
+        self._rewards = jax.jit(jax.vmap(ts.rewards_part, in_axes=(0, 0, None)))
+        self.bytes_per_transition = rp.bytes_per_transition(self.specs)
+
+    # -- data in [N, ...] -> layout
+    def _split(self, x):
+        x = np.asarray(x)
+        if self.layout == "single":
+            return x
+        lead = self.n_dev if self.layout == "pmap" else self.num_seeds
+        return x.reshape((lead, -1) + x.shape[1:])
+
+    def add(self, transitions):
+        self.replay = self._add(self.replay, {k: self._split(v) for k, v in transitions.items()})
+
+    def _per_seed_state(self):
+        """The state with a leading seed axis (pmap: device 0's copy)."""
+        if self.layout == "seeds":
+            return self.state
+        one = ts.unreplicate(self.state) if self.layout == "pmap" else self.state
+        return jax.tree.map(lambda x: x[None], one)
+
+    def _seed_keys(self, key):
+        return jnp.stack([jax.random.fold_in(key, s) for s in self.seeds])
+
+    def act(self, obs, key, deterministic):
+        """obs [N, ...] -> actions [N, 4] (numpy), each env acting with its seed's agent."""
+        obs = np.asarray(obs).reshape((self.num_seeds, self.envs_per_seed) + obs.shape[1:])
+        a = self._act[deterministic](self._per_seed_state(), obs, self._seed_keys(key))
+        return np.asarray(a).reshape(-1, ACTION_DIM)
+
+    def train(self, goal, key):
+        """One fused call of K updates; returns metrics with a leading seed axis [S, K]."""
+        if self.layout == "seeds":
+            self.state, m = self._step(self.state, self.replay, goal, self._seed_keys(key))
+            return m
+        self.state, m = self._step(self.state, self.replay, goal,
+                                   jax.random.fold_in(key, self.seeds[0]))
+        return jax.tree.map(lambda x: x[:1] if self.layout == "pmap" else x[None], m)
+
+    def reward_terms(self, batch, goal):
+        """Per-term rewards {name: [N]} of host transitions under the current params."""
+        batch = {k: jnp.asarray(np.asarray(v).reshape(
+            (self.num_seeds, self.envs_per_seed) + np.shape(v)[1:])) for k, v in batch.items()}
+        _, per_term, _, _ = self._rewards(self._per_seed_state(), batch, goal)
+        return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
+
+    def checkpoint_tree(self):
+        return {"agent": self.state, "replay": self.replay}
+
+    def load_tree(self, tree):
+        self.state, self.replay = tree["agent"], tree["replay"]
+        if self.layout == "pmap":  # restored arrays live on one device: shard them again
+            self.state, self.replay = jax.pmap(lambda x: x)((self.state, self.replay))
+
+
+# ----------------------------------------------------------------------------- the loop
+def needs_vae(config):
+    terms = dict(reward_terms.active_terms(config.reward))
+    return any(terms.get(k) for k in ("video", "frame", "likelihood"))
+
+
+def _transitions(obs, action, next_obs, phi, latent, reward, success, terminated, truncated):
+    return dict(obs=obs, action=action, next_obs=next_obs, next_phi=phi, window_latent=latent,
+                reward=np.asarray(reward, np.float32), success=np.asarray(success, np.float32),
+                terminal=np.asarray(terminated, np.float32),
+                truncated=np.asarray(truncated, np.float32))
+
+
+def _obs(config, obs, info):
+    return info["frame"] if config.agent.obs == "pixels" else np.asarray(obs, np.float32)
+
+
+class AgentRun:
+    """Trains the agent(s) of `config` in `ctx.stage_dir`, resuming from checkpoints."""
+
+    def __init__(self, config, ctx, envs):
+        self.config, self.ctx, self.envs = config, ctx, envs
+        active = dict(reward_terms.active_terms(config.reward))
+        unsupported = [k for k in ("likelihood", "roboclip") if active.get(k)]
+        if unsupported:
+            raise ConfigError(
+                f"reward.{unsupported[0]} > 0: this reward term is not wired into the agent "
+                f"stage yet (see README, 'Not built yet'); set reward.{unsupported[0]}=0")
+        self.encoders = RewardEncoders(config, ctx, needs_vae(config))
+        self.learner = Learner(config, self.encoders.feature_dim, self.encoders.latent_dim,
+                               reward_terms.extra_columns(config.reward))
+        self.windows = FrameWindows(int(config.reward.window))
+        self.episode_len = int(config.env.max_episode_steps)
+        self.stride = max(1, int(config.reward.video_stride))
+        self.k = int(config.agent.updates_per_call)
+        self.ckpt = CheckpointManager(os.path.join(ctx.stage_dir, "checkpoints"), keep=2)
+        self.counters = dict(episode=0, env_steps=0, updates=0, pending=0.0, train_calls=0,
+                             wall_time=0.0, history=[])
+        self.base_key = jax.random.PRNGKey(int(config.seed))
+        self.metrics = {}
+
+    # -- persistence
+    def save(self):
+        self.counters["wall_time"] += time.time() - self._t0
+        self._t0 = time.time()
+        self.ckpt.save(self.counters["env_steps"], self.learner.checkpoint_tree(),
+                       extra=dict(self.counters))
+
+    def restore(self):
+        if self.ckpt.latest_step() is None:
+            return False
+        tree, extra = self.ckpt.restore(self.learner.checkpoint_tree())
+        self.learner.load_tree(tree)
+        self.counters.update(extra)
+        logging.info("agent: resumed at env step %d (episode %d)", self.counters["env_steps"],
+                     self.counters["episode"])
+        return True
+
+    # -- one synchronous episode in all envs
+    def run_episode(self, seeds_offset, episode, policy, on_step=None):
+        """Runs one episode in every env. policy(obs, t) -> actions [N, 4].
+
+        Returns per-env arrays: rewards [N,L], success [N,L] and env 0's frames [L+1,...].
+        """
+        lr, e = self.learner, self.learner.envs_per_seed
+        reset_seeds = sum((env_seeds(s, episode, e, seeds_offset) for s in lr.seeds), [])
+        obs, info = self.envs.reset(seed=reset_seeds)
+        self.windows.reset(info["frame"])
+        frames0 = [info["frame"][0]]
+        latent = self.encoders.window(self.windows.frames)
+        rewards, successes = [], []
+        for t in range(self.episode_len):
+            o = _obs(self.config, obs, info)
+            action = policy(o, t)
+            next_obs, reward, terminated, truncated, info = self.envs.step(action)
+            self.windows.push(info["frame"])
+            frames0.append(info["frame"][0])
+            phi = self.encoders.phi(info["frame"])
+            if t % self.stride == 0 or t == self.episode_len - 1:
+                latent = self.encoders.window(self.windows.frames)
+            tr = _transitions(o, action, _obs(self.config, next_obs, info), phi, latent,
+                              reward, info["success"], terminated, truncated)
+            if on_step is not None:
+                on_step(tr)
+            rewards.append(tr)
+            obs = next_obs
+        return rewards, np.stack(frames0)
+
+    def train_episode(self, bar):
+        c, lr = self.counters, self.learner
+        e = lr.envs_per_seed
+        prefill = int(self.config.agent.prefill_steps)
+        utd = float(self.config.agent.utd)
+
+        def policy(obs, t):
+            step = c["env_steps"]
+            if step < prefill:
+                return np.concatenate([prefill_actions(s, step, e) for s in lr.seeds])
+            key = jax.random.fold_in(jax.random.fold_in(self.base_key, 1), step)
+            return lr.act(obs, key, deterministic=False)
+
+        def on_step(tr):
+            lr.add(tr)
+            c["env_steps"] += e
+            bar.update(e)
+            if c["env_steps"] >= prefill:
+                c["pending"] += e * utd
+                while c["pending"] >= self.k:
+                    key = jax.random.fold_in(jax.random.fold_in(self.base_key, 2),
+                                             c["train_calls"])
+                    metrics = lr.train(self.encoders.goal, key)
+                    ts.check_finite(metrics)
+                    self.metrics = metrics
+                    c["pending"] -= self.k
+                    c["updates"] += self.k
+                    c["train_calls"] += 1
+
+        transitions, _ = self.run_episode(0, c["episode"], policy, on_step)
+        c["episode"] += 1
+        return transitions
+
+    def evaluate(self):
+        """M episodes per agent with the deterministic policy on fresh seeds."""
+        cfg, lr = self.config, self.learner
+        rounds = math.ceil(int(cfg.agent.eval_episodes) / lr.envs_per_seed)
+        key = jax.random.fold_in(self.base_key, 3)
+        success, final, returns, frames = [], [], {}, None
+        for r in range(rounds):
+            episode = self.counters["env_steps"] * 1000 + r
+            trs, frames = self.run_episode(
+                1, episode, lambda obs, t: lr.act(obs, key, deterministic=True))
+            succ = np.stack([t["success"] for t in trs], axis=1)  # [N, L]
+            success.append(succ.max(axis=1))
+            final.append(succ[:, -1])
+            per_step = [self._eval_terms(t) for t in trs]
+            for name in per_step[0]:
+                returns.setdefault(name, []).append(
+                    np.sum([p[name] for p in per_step], axis=0))
+        by_seed = lambda x: np.concatenate(x).reshape(rounds, lr.num_seeds, -1) \
+            .transpose(1, 0, 2).reshape(lr.num_seeds, -1)[:, :int(cfg.agent.eval_episodes)]
+        rec = {"env_steps": self.counters["env_steps"],
+               "success": by_seed(success).mean(axis=1).tolist(),
+               "final_success": by_seed(final).mean(axis=1).tolist(),
+               "returns": {k: by_seed(v).mean(axis=1).tolist() for k, v in returns.items()}}
+        return rec, frames
+
+    def _eval_terms(self, tr):
+        out = {"env_dense": tr["reward"], "env_sparse": tr["success"]}
+        if self.encoders.latent_dim:
+            out["video"] = np.asarray(reward_terms.cosine(
+                self.encoders.goal["video_latent"], jnp.asarray(tr["window_latent"])))
+        out.update(self.learner.reward_terms(tr, self.encoders.goal))
+        return out
+
+    def log_eval(self, rec, frames):
+        c, logger = self.counters, self.ctx.logger
+        c["history"].append(rec)
+        scalars = {"eval/success": float(np.mean(rec["success"])),
+                   "eval/final_success": float(np.mean(rec["final_success"]))}
+        scalars.update({f"eval/return_{k}": float(np.mean(v)) for k, v in rec["returns"].items()})
+        logger.scalars(c["env_steps"], scalars, prefix="agent/")
+        if self.ctx.is_main_process:
+            logger.video("agent/eval_episode", c["env_steps"], frames)
+            save_gif(os.path.join(self.ctx.stage_dir, "eval_last.gif"), frames)
+
+    def run(self):
+        cfg, c = self.config, self.counters
+        total = int(cfg.agent.total_steps)
+        self._t0 = time.time()
+        self.restore()
+        if self.encoders.goal_frames is not None and self.ctx.is_main_process:
+            self.ctx.logger.video("agent/goal_video", 0, self.encoders.goal_frames)
+        bar = progress(total=total, desc="agent", initial=c["env_steps"])
+        next_eval = lambda: (len(c["history"])) * int(cfg.agent.eval_every)
+        next_ckpt = c["env_steps"] + int(cfg.agent.checkpoint_every)
+        next_log = c["env_steps"] + int(cfg.agent.log_every)
+        t_rate, s_rate, u_rate = time.time(), c["env_steps"], c["updates"]
+        while c["env_steps"] < total:
+            if c["env_steps"] >= next_eval():
+                self.log_eval(*self.evaluate())
+            self.train_episode(bar)
+            if c["env_steps"] >= next_log:
+                dt = max(time.time() - t_rate, 1e-9)
+                scalars = {"env_steps_per_s": (c["env_steps"] - s_rate) / dt,
+                           "updates_per_s": (c["updates"] - u_rate) / dt}
+                if self.metrics:
+                    scalars.update(ts.summarize(self.metrics))
+                self.ctx.logger.scalars(c["env_steps"], scalars, prefix="agent/")
+                bar.set_postfix(steps_s=f"{scalars['env_steps_per_s']:.0f}",
+                                upd_s=f"{scalars['updates_per_s']:.0f}",
+                                success=f"{np.mean(c['history'][-1]['success']):.2f}"
+                                if c["history"] else "-")
+                t_rate, s_rate, u_rate = time.time(), c["env_steps"], c["updates"]
+                next_log = c["env_steps"] + int(cfg.agent.log_every)
+            if c["env_steps"] >= next_ckpt or c["env_steps"] >= total:
+                if c["env_steps"] >= total:
+                    self.log_eval(*self.evaluate())
+                self.save()
+                next_ckpt = c["env_steps"] + int(cfg.agent.checkpoint_every)
+        bar.close()
+        if not c["history"] or c["history"][-1]["env_steps"] != c["env_steps"]:
+            self.log_eval(*self.evaluate())
+            self.save()
+        return self.results()
+
+    def results(self):
+        """results.json content: per seed and mean ± std over seeds."""
+        c, lr = self.counters, self.learner
+        hist = c["history"]
+        curve = np.array([h["success"] for h in hist])          # [E, S]
+        final = curve[-1]
+        best = curve.max(axis=0)
+        wall = c["wall_time"]
+        out = {
+            "config": self.config.to_dict(),
+            "seeds": lr.seeds,
+            "layout": lr.layout,
+            "env_steps": c["env_steps"],
+            "updates": c["updates"],
+            "success_curve": {"env_steps": [h["env_steps"] for h in hist],
+                              "success": curve.tolist(),
+                              "final_success": [h["final_success"] for h in hist]},
+            "final_success": final.tolist(), "best_success": best.tolist(),
+            "final_success_mean": float(final.mean()), "final_success_std": float(final.std()),
+            "best_success_mean": float(best.mean()), "best_success_std": float(best.std()),
+            "final_returns": hist[-1]["returns"],
+            "wall_time_s": wall,
+            "env_steps_per_s": c["env_steps"] * lr.num_seeds / max(wall, 1e-9),
+            "bytes_per_transition": lr.bytes_per_transition,
+        }
+        return json.loads(json.dumps(out, default=list))
+
+
+def plot_success(results, path):
+    """success.png: eval success rate against env steps, one line per seed + mean."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = results["success_curve"]["env_steps"]
+    y = np.array(results["success_curve"]["success"])
+    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
+    for s, seed in enumerate(results["seeds"]):
+        ax.plot(x, y[:, s], alpha=0.4, label=f"seed {seed}")
+    ax.plot(x, y.mean(axis=1), color="k", lw=2, label="mean")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("success rate")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title(f"{results['config']['env']['task']} ({results['config']['variants']})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
