@@ -54,10 +54,11 @@ def _demos():
 
 def _vae():
     return ml_collections.ConfigDict(dict(
-        channels=(32, 64, 64),       # encoder width per level
+        channels=(32, 64),           # encoder width per level
         latent_channels=8,
-        spatial_downsample=4,        # 2 ** (len(channels) - 1)
-        temporal_downsample=4,       # causal: 1 + T/4 latent frames
+        patch_size=2,                # space-to-depth patch embedding (cheap full-res layers)
+        spatial_downsample=4,        # patch_size * 2 ** (len(channels) - 1)
+        temporal_downsample=4,       # causal: 1 + (T-1)/4 latent frames
         kl_weight=1e-6,
         lr=3e-4,
         batch_size=8,
@@ -106,7 +107,9 @@ def _goal():
 
 def _clip():
     return ml_collections.ConfigDict(dict(
-        path="",                     # local CLIP dir (Flax or PyTorch weights); '' = no CLIP
+        path="",                     # local CLIP dir (Flax or PyTorch weights + tokenizer); '' = no
+                                     # CLIP (select falls back to the last frame). PyTorch -> Flax once:
+                                     # python -m experiments.convert_clip --src=DIR --dst=DIR
         prompt_mode="instruction",   # instruction | generic | both
         generic_prompts=("robot arm grasping an object",
                          "robot arm completing the task",
@@ -193,7 +196,7 @@ def _apply_variant(c, name):
         c.demos.episodes_per_task = 3
         c.demos.steps_after_success = 5
         c.demos.episodes_per_shard = 2
-        c.vae.update(channels=(8, 16, 16), latent_channels=4, batch_size=2,
+        c.vae.update(channels=(8, 16), latent_channels=4, batch_size=2,
                      clip_length=9, steps=30, eval_every=15, checkpoint_every=15,
                      log_every=5)
         c.diffusion.update(channels=(16, 32), heads=2, text_dim=16, batch_size=2,
@@ -210,8 +213,8 @@ def _apply_variant(c, name):
         c.env.num_workers = 16
         c.demos.episodes_per_task = 50
         c.demos.num_workers = 16
-        c.vae.update(channels=(64, 128, 256), latent_channels=8, batch_size=32,
-                     steps=20_000)
+        c.vae.update(channels=(64, 128, 256), latent_channels=8, patch_size=1,
+                     batch_size=32, steps=20_000)
         c.diffusion.update(channels=(128, 256, 256), attention_levels=(1, 2), heads=8,
                            text_dim=128, batch_size=32, steps=30_000)
         c.agent.update(batch_size=1024, updates_per_call=100,

@@ -147,8 +147,11 @@ def test_replay_ring_buffer_and_sharded_step(tmp_path):
     # checkpoint round trip keeps the data
     from vidrl_jax.utils.checkpoint import CheckpointManager
     mgr = CheckpointManager(str(tmp_path / "ckpt"))
-    mgr.save(1, {"replay": r})
-    back, _ = mgr.restore({"replay": rp.create_replay(10, SPECS)})
+    from flax.serialization import from_state_dict, to_state_dict
+    mgr.save(1, {"replay": to_state_dict(r)})
+    fresh = rp.create_replay(10, SPECS)
+    back, _ = mgr.restore({"replay": to_state_dict(fresh)})
+    back = {"replay": from_state_dict(fresh, back["replay"])}
     for k in SPECS:
         np.testing.assert_array_equal(np.asarray(back["replay"].data[k]), np.asarray(r.data[k]))
     assert int(back["replay"].size) == 10

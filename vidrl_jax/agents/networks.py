@@ -9,7 +9,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-default_init = nn.initializers.orthogonal
+
+
+def default_init(scale=1.0):
+    """Variance-scaling (fan-in, truncated normal) init; `scale` is a gain.
+
+    (Orthogonal init, as in jaxrl, needs a QR per layer, which costs seconds of
+    compile time per layer shape on CPU; this is as good for these MLP sizes.)
+    """
+    return nn.initializers.variance_scaling(float(scale) ** 2 / 2.0 if scale != 1.0 else 1.0,
+                                            "fan_in", "truncated_normal")
 
 
 class MLP(nn.Module):

@@ -136,6 +136,11 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
 
 
 def init_agent_state(defn, key):
+    """Initial AgentState (jitted: one compile per AgentDef)."""
+    return _init_jit(defn, key)
+
+
+def _init(defn, key):
     """Initial AgentState for `defn` (params, targets, optimizer states, reward stats)."""
     k_enc, k_q, k_pi, k_f, k_b, k_fpi = jax.random.split(key, 6)
     obs = jnp.zeros((1,) + defn.obs_shape, jnp.uint8 if defn.pixels else jnp.float32)
@@ -168,6 +173,9 @@ def init_agent_state(defn, key):
                     "var": jnp.ones((), jnp.float32)} for name, _ in defn.reward_terms}
     return AgentState(step=jnp.zeros((), jnp.int32), critic=critic, actor=actor, temp=temp,
                       fb=fb, reward_stats=stats, defn=defn)
+
+
+_init_jit = jax.jit(_init, static_argnums=0)
 
 
 def create_agent_state(config, obs_dim, action_dim, feature_dim, latent_dim, key):

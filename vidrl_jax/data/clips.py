@@ -10,7 +10,8 @@ A clip is T = clip_length frames, `frame_stride` apart, from one episode.
 Sampling: an episode uniformly at random (so every task weighs by its number
 of episodes, not their length), then a start uniformly among those where the
 clip fits; with `start="first"` clips always start at the reset frame (what a
-first-frame-conditioned video model sees at generation time). An episode
+first-frame-conditioned video model sees at generation time). `success_only`
+keeps only episodes where the task succeeded. An episode
 shorter than the clip span is padded by repeating its last frame (the scene
 after the task is done). The sequence of batches is a pure function of `seed`
 (and of the dataset), independent of devices: with num_devices=D the same
@@ -34,7 +35,7 @@ class ClipIterator:
     """
 
     def __init__(self, directory, clip_length, frame_stride, batch_size, seed, tasks=None,
-                 num_devices=1, start="random"):
+                 num_devices=1, start="random", success_only=False):
         if clip_length < 1:
             raise ConfigError(f"clip_length={clip_length} must be >= 1")
         if frame_stride < 1:
@@ -69,11 +70,12 @@ class ClipIterator:
             arrays, metas = open_shard(directory, shard["name"])
             self._arrays.append(arrays["frames"])
             for m in metas:
-                if m["task"] in wanted:
+                if m["task"] in wanted and (m["success"] or not success_only):
                     entries.append((len(self._arrays) - 1, m["frame_offset"], m["length"] + 1,
                                     task_index[m["task"]]))
         if not entries:
-            raise VidrlError(f"no episodes of tasks {self.tasks} in {directory}")
+            raise VidrlError(f"no {'successful ' if success_only else ''}episodes of tasks "
+                             f"{self.tasks} in {directory}")
         self._episodes = np.asarray(entries, np.int64)
         self.num_episodes = len(entries)
         self.span = (clip_length - 1) * frame_stride + 1

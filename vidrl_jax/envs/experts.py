@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from vidrl_jax.envs.tasks import check_task, instruction
+from vidrl_jax.errors import VidrlError
 
 
 def expert_policy(task):
@@ -44,6 +45,8 @@ def collect_episode(env, policy, seed, steps_after_success, action_noise=0.0, rn
     if action_noise > 0 and rng is None:
         rng = np.random.default_rng(seed)
     obs, info = env.reset(seed=int(seed))
+    if "frame" not in info:
+        raise VidrlError("collect_episode needs an env that renders frames (MetaWorldEnv(render=True))")
     frames, states = [info["frame"]], [obs]
     actions, rewards, successes = [], [], []
     first_success = None

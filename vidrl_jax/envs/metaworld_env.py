@@ -14,6 +14,7 @@ fixed goals with an unseeded wrapper and ignores `reset(seed=...)`, which is why
 the task class is built directly here; the observation matches MT1's: goal
 position observable, 39 floats.)
 """
+import atexit
 import os
 import weakref
 
@@ -37,6 +38,22 @@ _EGL_HELP = (
     "On Debian/Ubuntu install the EGL and GL libraries: `sudo apt-get install -y libegl1 libgl1` "
     "(for software rendering also `libegl-mesa0`), or set MUJOCO_GL=osmesa with libosmesa6 installed."
 )
+
+
+_LIVE_ENVS = weakref.WeakSet()
+_EXIT_HOOK = []
+
+
+def _close_at_exit():
+    """Closes live envs at exit, before MuJoCo's own atexit hook terminates the EGL display.
+
+    MuJoCo registers `eglTerminate` when the first GL context is made; atexit runs
+    hooks last-in first-out, so registering after it (here, after the first render)
+    frees our contexts first and avoids EGL errors from `__del__` at exit.
+    """
+    if not _EXIT_HOOK:
+        _EXIT_HOOK.append(True)
+        atexit.register(lambda: [env.close() for env in list(_LIVE_ENVS)])
 
 
 def _task_class(task):
@@ -91,14 +108,13 @@ class MetaWorldEnv(gym.Env):
         env._set_task_called = True
         env._freeze_rand_vec = False
         env.seeded_rand_vec = True
-        env.max_path_length = max_episode_steps * action_repeat + 1  # we truncate ourselves
+        env.max_path_length = 2**62  # only used for its own truncation; we truncate ourselves
         if fast_render:
             env.model.vis.quality.shadowsize = 0
             env.model.vis.quality.offsamples = 0
         self._env = env
-        # Free the GL context before interpreter teardown even if close() is never called
-        # (otherwise EGL prints errors from __del__ at exit).
-        self._finalizer = weakref.finalize(self, env.close)
+        self._closed = False
+        _LIVE_ENVS.add(self)
         self._flip = camera in FLIPPED_CAMERAS
         self._steps = 0
         self._frame = None
@@ -120,6 +136,8 @@ class MetaWorldEnv(gym.Env):
                 raise
             raise VidrlError(_EGL_HELP.format(gl=os.environ.get("MUJOCO_GL"),
                                               err=f"{type(err).__name__}: {err}")) from err
+        if not self._rendered_once:
+            _close_at_exit()
         self._rendered_once = True
         if self._flip:
             img = img[::-1, ::-1]
@@ -170,9 +188,9 @@ class MetaWorldEnv(gym.Env):
         return self._env
 
     def close(self):
-        finalizer = getattr(self, "_finalizer", None)
-        if finalizer is not None:
-            finalizer()  # closes the Meta-World env once
+        if not getattr(self, "_closed", True):
+            self._closed = True
+            self._env.close()
 
 
 def make_env_from_config(env_config, task=None, seed=0, render=True):

@@ -86,8 +86,10 @@ def resize_matrix(in_size: int, out_size: int, resample: int = 3) -> np.ndarray:
         xmin = max(int(center - support + 0.5), 0)
         xmax = min(int(center + support + 0.5), in_size)
         xs = np.arange(xmin, xmax)
-        w = filt((xs - center + 0.5) / filterscale)
-        total = w.sum()
+        w = filt((xs - center + 0.5) * (1.0 / filterscale))
+        total = 0.0
+        for v in w:  # sequential, as PIL sums
+            total += float(v)
         if total != 0.0:
             w = w / total
         m[xx, xmin:xmax] = w
@@ -106,6 +108,8 @@ class PreprocessSpec:
     mean: tuple = OPENAI_CLIP_MEAN
     std: tuple = OPENAI_CLIP_STD
     rescale_factor: float = 1.0 / 255.0
+    exact_resize: bool = True         # int32 fixed point as PIL; False: float32 (same up to rare
+                                      # off-by-one roundings; for backends without integer dots)
 
 
 def resized_shape(height: int, width: int, shortest_edge: int) -> tuple:
@@ -115,8 +119,12 @@ def resized_shape(height: int, width: int, shortest_edge: int) -> tuple:
     return (new_long, new_short) if width <= height else (new_short, new_long)
 
 
-def _resample_axis(x, weights, subscripts):
+def _resample_axis(x, weights, subscripts, exact=True):
     """One PIL resample pass in exact int32 fixed point: clip((2**21 + sum p*k) >> 22, 0, 255)."""
+    if not exact:
+        w = jnp.asarray(weights, jnp.float32) / (1 << _PRECISION_BITS)
+        acc = jnp.einsum(subscripts, w, x.astype(jnp.float32), precision=jax.lax.Precision.HIGHEST)
+        return jnp.clip(jnp.floor(acc + 0.5), 0, 255).astype(jnp.int32)
     acc = jnp.einsum(subscripts, jnp.asarray(weights), x, preferred_element_type=jnp.int32)
     return jnp.clip((acc + (1 << (_PRECISION_BITS - 1))) >> _PRECISION_BITS, 0, 255)
 
@@ -134,9 +142,11 @@ def preprocess(spec: PreprocessSpec, frames: jnp.ndarray) -> jnp.ndarray:
         nh, nw = resized_shape(h, w, spec.shortest_edge)
         # PIL: horizontal pass first, rounded to uint8, then vertical pass.
         if nw != w:
-            x = _resample_axis(x, resize_matrix(w, nw, spec.resample), "vw,nhwc->nhvc")
+            x = _resample_axis(x, resize_matrix(w, nw, spec.resample), "vw,nhwc->nhvc",
+                               spec.exact_resize)
         if nh != h:
-            x = _resample_axis(x, resize_matrix(h, nh, spec.resample), "uh,nhwc->nuwc")
+            x = _resample_axis(x, resize_matrix(h, nh, spec.resample), "uh,nhwc->nuwc",
+                               spec.exact_resize)
         h, w = nh, nw
     x = x.astype(jnp.float32)
     if spec.crop_size:
@@ -233,18 +243,29 @@ def make_clip(module, config, params, spec: PreprocessSpec, tokenizer=None) -> C
                 encode_images=enc_img, encode_texts=enc_txt)
 
 
+VISION_KEYS = ("vision_model", "visual_projection")
+
+
+def vision_params(params):
+    """The part of the CLIP params the image encoder uses (what pmap broadcasts)."""
+    return {k: params[k] for k in VISION_KEYS}
+
+
 def _pmapped(clip: Clip, devices):
     if devices not in clip._pmap_cache:
-        fn = functools.partial(image_features, clip.module, clip.spec)
-        clip._pmap_cache[devices] = jax.pmap(fn, in_axes=(None, 0), devices=list(devices))
+        def chunks(params, frames):  # frames [n_chunks, per_dev, H, W, 3] on one device
+            return jax.lax.map(lambda f: image_features(clip.module, clip.spec, params, f), frames)
+        clip._pmap_cache[devices] = jax.pmap(chunks, in_axes=(None, 0), devices=list(devices))
     return clip._pmap_cache[devices]
 
 
 def encode_images_sharded(clip: Clip, params, frames, batch_size: int = 64,
                           devices: Optional[Sequence[Any]] = None) -> np.ndarray:
-    """uint8 [N,H,W,3] -> float32 numpy [N,D]; chunks of batch_size per device, pmapped.
+    """uint8 [N,H,W,3] -> float32 numpy [N,D], pmapped over `devices` (default: all local).
 
-    The last chunk is padded (by repeating frames) so every call has one shape.
+    One pmap call: each device encodes its share in chunks of `batch_size` frames
+    (lax.map), so params are broadcast once per call. Frames are padded (repeating
+    the last) to devices x chunks x batch.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -254,18 +275,14 @@ def encode_images_sharded(clip: Clip, params, frames, batch_size: int = 64,
     nd = len(devices)
     if n == 0:
         return np.zeros((0, clip.embed_dim), np.float32)
-    per_dev = max(1, min(batch_size, math.ceil(n / nd)))
-    chunk = nd * per_dev
-    fn = _pmapped(clip, devices)
-    outs = []
-    for start in range(0, n, chunk):
-        part = frames[start:start + chunk]
-        m = part.shape[0]
-        if m < chunk:
-            part = np.concatenate([part, np.repeat(part[-1:], chunk - m, axis=0)], axis=0)
-        out = fn(params, part.reshape((nd, per_dev) + part.shape[1:]))
-        outs.append(np.asarray(out).reshape(chunk, -1)[:m])
-    return np.concatenate(outs, axis=0)
+    per_dev = max(1, min(int(batch_size), math.ceil(n / nd)))
+    n_chunks = math.ceil(n / (nd * per_dev))
+    total = nd * n_chunks * per_dev
+    if total > n:
+        frames = np.concatenate([frames, np.repeat(frames[-1:], total - n, axis=0)], axis=0)
+    out = _pmapped(clip, devices)(vision_params(params),
+                                  frames.reshape((nd, n_chunks, per_dev) + frames.shape[1:]))
+    return np.asarray(out).reshape(total, -1)[:n]
 
 
 # ---------------------------------------------------------------------------
@@ -283,8 +300,10 @@ def _offline() -> bool:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
+    from urllib.parse import urlparse
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     try:
-        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
             return True
     except OSError:
         return False
@@ -376,8 +395,8 @@ def _check_params(params, shapes, path):
                          "the weights do not belong to this config.json")
     for k, v in want.items():
         if tuple(got[k].shape) != tuple(v.shape):
-            raise VidrlError(f"CLIP weight {'/'.join(k)} in {path!r} has shape {tuple(got[k].shape)} but "
-                             f"config.json needs {tuple(v.shape)}; weights and config.json do not match")
+            raise VidrlError(f"CLIP weights in {path!r} do not match config.json: {'/'.join(k)} has shape "
+                             f"{tuple(got[k].shape)} but config.json needs {tuple(v.shape)}")
 
 
 def _read_flax_weights(file):

@@ -9,7 +9,10 @@ normalisation is per frame, and temporal downsampling pairs frames (2j-1, 2j)
 with frame 0 paired with itself. So latent frame j depends only on frames
 <= j * temporal_downsample; frame 0 is encoded on its own and a single frame
 (T = 1) maps to one latent frame. Convolutions are factorised: a 3x3 spatial
-conv per frame, then a causal temporal conv of width 3.
+conv per frame, then a causal temporal conv of width 3. With patch_size > 1 the
+input is first cut into patch_size x patch_size patches (space-to-depth; the
+first temporal halving happens there too), which makes the full-resolution
+layers cheap: spatial_downsample = patch_size * 2 ** (len(channels) - 1).
 
 Public pure functions (model_config = the `config.vae` section plus `size`, a
 `VAEConfig`, or a dict; all take plain values so they can be closed over in jit):
@@ -47,6 +50,7 @@ class VAEConfig:
     spatial_downsample: int = 4
     temporal_downsample: int = 4
     size: int = 32
+    patch_size: int = 1
 
     @property
     def latent_size(self):
@@ -81,17 +85,21 @@ def as_config(model_config, size=None):
                         latent_channels=int(get("latent_channels")),
                         spatial_downsample=int(get("spatial_downsample")),
                         temporal_downsample=int(get("temporal_downsample")),
-                        size=int(size))
+                        size=int(size), patch_size=int(get("patch_size", 1) or 1))
     levels = len(cfg.channels)
     if levels < 1 or any(c <= 0 for c in cfg.channels):
         raise ConfigError(f"vae.channels={cfg.channels}: needs at least one positive width")
-    if cfg.spatial_downsample != 2 ** (levels - 1):
+    if cfg.patch_size not in (1, 2, 4):
+        raise ConfigError(f"vae.patch_size={cfg.patch_size} must be 1, 2 or 4")
+    if cfg.spatial_downsample != cfg.patch_size * 2 ** (levels - 1):
         raise ConfigError(f"vae.spatial_downsample={cfg.spatial_downsample} must be "
-                          f"2 ** (len(vae.channels) - 1) = {2 ** (levels - 1)}")
-    td = cfg.temporal_downsample
-    if td < 1 or td & (td - 1) or td > 2 ** (levels - 1):
+                          f"vae.patch_size * 2 ** (len(vae.channels) - 1) = "
+                          f"{cfg.patch_size * 2 ** (levels - 1)}")
+    td, stages = cfg.temporal_downsample, _num_stages(cfg)
+    if td < 1 or td & (td - 1) or td > 2 ** stages:
         raise ConfigError(f"vae.temporal_downsample={td} must be a power of two <= "
-                          f"{2 ** (levels - 1)} (one halving per downsampling level)")
+                          f"{2 ** stages} (one halving per downsampling stage: the patch "
+                          f"embedding when patch_size > 1, then each level)")
     if cfg.size % cfg.spatial_downsample:
         raise ConfigError(f"env.size={cfg.size} must be divisible by "
                           f"vae.spatial_downsample={cfg.spatial_downsample}")
@@ -166,11 +174,7 @@ class Downsample(nn.Module):
             x.reshape(b * t, h, w, c))
         y = y.reshape(b, t, h // 2, w // 2, self.features)
         if self.temporal:
-            y = jnp.concatenate([y[:, :1], y], axis=1)  # pair frame 0 with itself
-            y = y.reshape(b, (t + 1) // 2, 2, h // 2, w // 2, self.features)
-            y = jnp.moveaxis(y, 2, -2).reshape(b, (t + 1) // 2, h // 2, w // 2,
-                                                2 * self.features)
-            y = nn.Dense(self.features)(y)
+            y = nn.Dense(self.features)(_pair_time(y))
         return y
 
 
@@ -184,16 +188,49 @@ class Upsample(nn.Module):
     def __call__(self, x):
         b, t, h, w, c = x.shape
         if self.temporal:
-            x = nn.Dense(2 * c)(x).reshape(b, t, h, w, 2, c)
-            x = jnp.moveaxis(x, 4, 2).reshape(b, 2 * t, h, w, c)[:, 1:]
+            x = _unpair_time(nn.Dense(2 * c)(x))
             t = 2 * t - 1
-        x = jax.image.resize(x, (b, t, 2 * h, 2 * w, c), "nearest")
+        x = jnp.broadcast_to(x[:, :, :, None, :, None], (b, t, h, 2, w, 2, c))
+        x = x.reshape(b, t, 2 * h, 2 * w, c)  # nearest-neighbour x2
         return CausalConv(self.features, temporal_kernel=1)(x)
 
 
-def _temporal_levels(cfg):
-    """Downsampling level indices that also halve time (the first log2(td) levels)."""
-    return int(round(math.log2(cfg.temporal_downsample)))
+def _num_stages(cfg):
+    """Downsampling stages: the patch embedding (if patch_size > 1), then the levels."""
+    return (cfg.patch_size > 1) + len(cfg.channels) - 1
+
+
+def _temporal(cfg, stage):
+    """Whether downsampling stage `stage` also halves time (the first log2(td) do)."""
+    return stage < int(round(math.log2(cfg.temporal_downsample)))
+
+
+def _pair_time(x):
+    """Causal temporal pairing [B, 1+2k, ..., C] -> [B, 1+k, ..., 2C]: (0,0), (1,2), ..."""
+    b, t = x.shape[:2]
+    x = jnp.concatenate([x[:, :1], x], axis=1)
+    x = x.reshape((b, (t + 1) // 2, 2) + x.shape[2:])
+    return jnp.moveaxis(x, 2, -2).reshape((b, (t + 1) // 2) + x.shape[3:-1] + (-1,))
+
+
+def _unpair_time(x):
+    """Inverse of _pair_time: [B, 1+k, ..., 2C] -> [B, 1+2k, ..., C]."""
+    b, t = x.shape[:2]
+    x = x.reshape(x.shape[:-1] + (2, x.shape[-1] // 2))
+    x = jnp.moveaxis(x, -2, 2).reshape((b, 2 * t) + x.shape[2:-2] + (x.shape[-1],))
+    return x[:, 1:]
+
+
+def _space_to_depth(x, p):
+    b, t, h, w, c = x.shape
+    x = x.reshape(b, t, h // p, p, w // p, p, c).transpose(0, 1, 2, 4, 3, 5, 6)
+    return x.reshape(b, t, h // p, w // p, p * p * c)
+
+
+def _depth_to_space(x, p):
+    b, t, h, w, c = x.shape
+    x = x.reshape(b, t, h, w, p, p, c // (p * p)).transpose(0, 1, 2, 4, 3, 5, 6)
+    return x.reshape(b, t, h * p, w * p, c // (p * p))
 
 
 class Encoder(nn.Module):
@@ -201,14 +238,21 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        ch, nt = self.cfg.channels, _temporal_levels(self.cfg)
+        cfg, ch = self.cfg, self.cfg.channels
+        stage = 0
+        if cfg.patch_size > 1:
+            x = _space_to_depth(x, cfg.patch_size)
+            if _temporal(cfg, stage):
+                x = _pair_time(x)
+            stage += 1
         x = CausalConv(ch[0])(x)
         for i, c in enumerate(ch):
             x = ResBlock(c)(x)
             if i < len(ch) - 1:
-                x = Downsample(ch[i + 1], temporal=i < nt)(x)
+                x = Downsample(ch[i + 1], temporal=_temporal(cfg, stage))(x)
+                stage += 1
         x = ResBlock(ch[-1])(x)
-        x = CausalConv(2 * self.cfg.latent_channels)(nn.swish(FrameNorm()(x)))
+        x = CausalConv(2 * cfg.latent_channels)(nn.swish(FrameNorm()(x)))
         mean, logvar = jnp.split(x, 2, axis=-1)
         return mean, jnp.clip(logvar, -30.0, 20.0)
 
@@ -218,16 +262,22 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, z):
-        ch, nt = self.cfg.channels, _temporal_levels(self.cfg)
-        levels = len(ch)
+        cfg, ch = self.cfg, self.cfg.channels
+        patch_stages = int(cfg.patch_size > 1)
         x = CausalConv(ch[-1])(z)
         x = ResBlock(ch[-1])(x)
-        for i in reversed(range(levels)):
+        for i in reversed(range(len(ch))):
             x = ResBlock(ch[i])(x)
             if i > 0:
-                x = Upsample(ch[i - 1], temporal=(i - 1) < nt)(x)
-        x = CausalConv(3)(nn.swish(FrameNorm()(x)))
-        return x  # in [-1, 1] space (unbounded)
+                x = Upsample(ch[i - 1], temporal=_temporal(cfg, i - 1 + patch_stages))(x)
+        x = nn.swish(FrameNorm()(x))
+        if cfg.patch_size > 1:
+            pair = _temporal(cfg, 0)
+            x = CausalConv(3 * cfg.patch_size ** 2 * (2 if pair else 1))(x)
+            if pair:
+                x = _unpair_time(x)
+            return _depth_to_space(x, cfg.patch_size)
+        return CausalConv(3)(x)  # in [-1, 1] space (unbounded)
 
 
 class VAE(nn.Module):
@@ -348,7 +398,7 @@ def load(stage_dir):
                                   latent_channels=d["latent_channels"],
                                   spatial_downsample=d["spatial_downsample"],
                                   temporal_downsample=d["temporal_downsample"],
-                                  size=d["size"]))
+                                  size=d["size"], patch_size=d.get("patch_size", 1)))
         target = jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0)))
         target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), target)
         with open(ppath, "rb") as f:

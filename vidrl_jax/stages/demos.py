@@ -147,6 +147,7 @@ def run(config, ctx):
                  frames, seconds, fps, num_workers, success)
     return dict(
         frames_per_s=round(fps, 2),
+        frames_per_s_per_worker=round(frames / max(sum(r["seconds"] for r in results), 1e-9), 2),
         collected_frames=frames,
         collected_episodes=sum(len(r["successes"]) for r in results),
         resumed_shards=resumed,

@@ -15,6 +15,7 @@ hold the agent, optimiser, replay, reward statistics, counters and eval history,
 so a resumed run continues exactly where the killed one stopped.
 """
 import functools
+import importlib
 import json
 import logging
 import math
@@ -26,13 +27,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from vidrl_jax import agents
-from vidrl_jax.agents import train_step as ts
 from vidrl_jax.data import replay as rp
 from vidrl_jax.errors import ConfigError, VidrlError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.video_io import save_gif
+
+# (the package re-exports the function `train_step`, which hides the module's name)
+ts = importlib.import_module("vidrl_jax.agents.train_step")
 
 ACTION_DIM = 4
 OBS_DIM = 39
@@ -179,7 +182,7 @@ class Learner:
         if self.layout == "single":
             return x
         lead = self.n_dev if self.layout == "pmap" else self.num_seeds
-        return x.reshape((lead, -1) + x.shape[1:])
+        return x.reshape((lead, x.shape[0] // lead) + x.shape[1:])
 
     def add(self, transitions):
         self.replay = self._add(self.replay, {k: self._split(v) for k, v in transitions.items()})

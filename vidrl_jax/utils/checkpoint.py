@@ -26,8 +26,12 @@ def _is_key(x):
 
 
 def _to_savable(tree):
-    """Typed PRNG keys become their raw uint32 data (orbax stores plain arrays)."""
-    return jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    """Typed PRNG keys become their raw uint32 data (orbax stores plain arrays);
+    empty arrays (which orbax refuses) become None and are rebuilt from the target."""
+    def leaf(x):
+        x = jax.random.key_data(x) if _is_key(x) else x
+        return None if np.size(x) == 0 else x
+    return jax.tree.map(leaf, tree)
 
 
 def _leaf_spec(x):
@@ -72,7 +76,8 @@ class CheckpointManager:
         where = f"checkpoint {os.path.join(self.directory, str(step))}"
         self._check_matches(step, target, where)
         abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(*_leaf_spec(x)), target)
+            lambda x: None if np.size(x) == 0 else jax.ShapeDtypeStruct(*_leaf_spec(x)),
+            target)
         try:
             restored = self._mgr.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract),
@@ -84,9 +89,11 @@ class CheckpointManager:
                 f"{where} is corrupt or unreadable ({type(e).__name__}: "
                 f"{str(e).splitlines()[0][:200] if str(e) else ''}); delete it to "
                 f"fall back to an earlier one") from None
-        tree = jax.tree.map(
-            lambda t, x: jax.random.wrap_key_data(jnp.asarray(x)) if _is_key(t) else x,
-            target, restored.state)
+        def leaf(t, x):
+            if np.size(t) == 0:
+                return jnp.zeros(np.shape(t), t.dtype)
+            return jax.random.wrap_key_data(jnp.asarray(x)) if _is_key(t) else x
+        tree = jax.tree.map(leaf, target, restored.state, is_leaf=lambda x: x is None)
         return tree, dict(restored.extra or {})
 
     def _check_matches(self, step, target, where):
@@ -99,9 +106,9 @@ class CheckpointManager:
         if meta is None:
             raise CheckpointError(f"{where} has no state metadata; it is corrupt")
         saved = jax.tree_util.tree_flatten_with_path(_tree_of_meta(meta))[0]
-        wanted = jax.tree_util.tree_flatten_with_path(target)[0]
-        saved_paths = {jax.tree_util.keystr(p): m for p, m in saved}
-        wanted_paths = {jax.tree_util.keystr(p): x for p, x in wanted}
+        wanted = jax.tree_util.tree_flatten_with_path(_to_savable(target))[0]
+        saved_paths = {_path_str(p): m for p, m in saved}
+        wanted_paths = {_path_str(p): x for p, x in wanted}
         missing = sorted(set(wanted_paths) - set(saved_paths))
         extra = sorted(set(saved_paths) - set(wanted_paths))
         if missing or extra:
@@ -110,12 +117,25 @@ class CheckpointManager:
                 f"missing {missing[:3]}, unexpected {extra[:3]}; it was written by "
                 f"another config (use a fresh workdir or the matching config)")
         for path, x in wanted_paths.items():
-            shape, _ = _leaf_spec(x)
+            shape = tuple(np.shape(x))
             got = tuple(getattr(saved_paths[path], "shape", ()) or ())
             if got != shape:
                 raise CheckpointError(
                     f"{where} does not match the model at {path}: saved shape {got}, "
                     f"expected {shape} (use a fresh workdir or the matching config)")
+
+
+def _path_str(path):
+    """'a/b/0' for any mix of dict keys, attributes and sequence indices."""
+    parts = []
+    for k in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
 
 
 def _tree_of_meta(meta):
