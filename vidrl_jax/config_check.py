@@ -58,3 +58,11 @@ def validate(config, num_devices=1):
     if config.reward.window < 2:
         raise ConfigError(f"reward.window={config.reward.window} must be >= 2 frames")
     return config
+
+
+def fit_batches_to_devices(config, num_devices):
+    """Rounds the global batch sizes up to a multiple of `num_devices` (e.g. 8 TPU cores)."""
+    for section in ("vae", "diffusion", "agent"):
+        b = config[section].batch_size
+        config[section].batch_size = -(-b // num_devices) * num_devices
+    return config
