@@ -5,10 +5,14 @@ Z = FB latent dim, P = frame-feature dim (phi of a frame).
 """
 from typing import Sequence
 
+import math
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+
+SQRT2 = math.sqrt(2.0)
 
 
 def default_init(scale=1.0):
@@ -17,8 +21,7 @@ def default_init(scale=1.0):
     (Orthogonal init, as in jaxrl, needs a QR per layer, which costs seconds of
     compile time per layer shape on CPU; this is as good for these MLP sizes.)
     """
-    return nn.initializers.variance_scaling(float(scale) ** 2 / 2.0 if scale != 1.0 else 1.0,
-                                            "fan_in", "truncated_normal")
+    return nn.initializers.variance_scaling(float(scale) ** 2, "fan_in", "truncated_normal")
 
 
 class MLP(nn.Module):
@@ -30,7 +33,7 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         for i, f in enumerate(self.features):
-            x = nn.Dense(f, kernel_init=default_init(jnp.sqrt(2.0)))(x)
+            x = nn.Dense(f, kernel_init=default_init(SQRT2))(x)
             if i + 1 < len(self.features) or self.activate_final:
                 x = nn.relu(x)
         return x
@@ -114,7 +117,7 @@ class ConvEncoder(nn.Module):
         x = obs.astype(jnp.float32) / 255.0 - 0.5
         for i, c in enumerate(self.channels):
             x = nn.Conv(c, (3, 3), strides=2 if i == 0 else 1, padding="VALID",
-                        kernel_init=default_init(jnp.sqrt(2.0)))(x)
+                        kernel_init=default_init(SQRT2))(x)
             x = nn.relu(x)
         x = x.reshape(x.shape[:-3] + (-1,))
         x = nn.Dense(self.feature_dim)(x)
