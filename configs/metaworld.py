@@ -92,6 +92,10 @@ def _diffusion():
         init_from="",                # checkpoint dir to finetune from
         finetune_steps=0,            # extra steps on the target task only
         holdout_task=False,          # exclude env.task from training (unseen-task mode)
+        clip_length=17,              # frames of a training video: a whole demo resampled
+        views_per_episode=8,         # resampled videos per demo (random end after success)
+        val_fraction=0.1,            # held-out demos per task (held-out denoising loss)
+        sample_steps=20,             # DDIM steps of the sample videos logged during training
     ))
 
 
@@ -139,6 +143,9 @@ def _agent():
         eval_episodes=10,
         checkpoint_every=10_000,
         log_every=1000,
+        encoder_channels=(32, 32, 32, 32),  # pixel obs: conv encoder (shared by critics)
+        encoder_feature_dim=50,
+        aug_pad=4,                   # pixel obs: random-shift augmentation (pixels)
         fb=ml_collections.ConfigDict(dict(
             z_dim=32,
             hidden=(256, 256),
@@ -147,6 +154,8 @@ def _agent():
             tau=0.01,
             ortho_weight=1.0,
             z_mix_ratio=0.5,         # share of z taken from B of replay states
+            actor_noise=0.2,         # pi_z smoothing noise std (clipped at actor_noise_clip)
+            actor_noise_clip=0.3,
         )),
     ))
 
@@ -170,7 +179,10 @@ def get_config(arg=None):
     c = ml_collections.ConfigDict()
     c.seed = 0
     c.seeds = 1                      # independent agents trained in one process (vmapped)
-    c.distributed = False            # jax.distributed.initialize() from env variables
+    # Multi-host: jax.distributed.initialize(); empty fields come from the usual
+    # environment variables / cluster auto-detection (TPU pods, SLURM, ...).
+    c.distributed = ml_collections.ConfigDict(dict(
+        enabled=False, coordinator_address="", num_processes=0, process_id=-1))
     c.env = _env()
     c.demos = _demos()
     c.vae = _vae()
@@ -200,7 +212,8 @@ def _apply_variant(c, name):
                      clip_length=9, steps=30, eval_every=15, checkpoint_every=15,
                      log_every=5)
         c.diffusion.update(channels=(16, 32), heads=2, text_dim=16, batch_size=2,
-                           steps=30, eval_every=15, checkpoint_every=15, log_every=5)
+                           steps=30, eval_every=15, checkpoint_every=15, log_every=5,
+                           clip_length=9, views_per_episode=2, sample_steps=4)
         c.goal.sampling_steps = 5
         c.agent.update(hidden=(64, 64), batch_size=32, updates_per_call=5,
                        replay_capacity=5000, prefill_steps=200, total_steps=600,

@@ -41,8 +41,9 @@ def main(argv):
 
     config = _CONFIG.value
     config_check.validate(config)  # names and sizes first: fail before any device work
-    if config.distributed:
-        jax.distributed.initialize()
+    if config.distributed.enabled:
+        from vidrl_jax.utils import distributed
+        distributed.initialize_from_config(config)
     config_check.validate(config, num_devices=jax.local_device_count())
     summaries = run_pipeline(config, _WORKDIR.value, stages=_STAGES.value,
                              force=_FORCE.value, shared_dir=_SHARED.value,

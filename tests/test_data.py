@@ -111,6 +111,12 @@ def test_clip_iterator_deterministic_and_correct(tmp_path):
                                       batch["frames"])
         np.testing.assert_array_equal(split["task_id"].reshape(-1), batch["task_id"].reshape(-1))
     assert any(not np.array_equal(batch["frames"], next(c)["frames"]) for batch in batches)
+    # two hosts: each gets its half of the same global batch
+    hosts = [iter(ClipIterator(directory, seed=3, process_index=i, process_count=2, **kw))
+             for i in range(2)]
+    halves = [next(h) for h in hosts]
+    np.testing.assert_array_equal(
+        np.concatenate([h["frames"][0] for h in halves]), batches[0]["frames"][0])
 
     # Every clip is T frames `stride` apart from one episode (short ones padded with
     # the last frame), and task_id indexes the sorted tasks.

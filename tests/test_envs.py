@@ -17,6 +17,7 @@ def _raw_render(env, size, camera):
     """MuJoCo's own renderer on the same model and state (no flip applied)."""
     import mujoco
     renderer = mujoco.Renderer(env.unwrapped_metaworld.model, size, size)
+    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0  # as fast_render does
     try:
         renderer.update_scene(env.unwrapped_metaworld.data, camera=camera)
         return renderer.render().copy()

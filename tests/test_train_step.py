@@ -34,6 +34,14 @@ def _transitions(rng, n):
     return t
 
 
+O0 = {"xla_backend_optimization_level": 0}  # tiny nets: compile time dominates
+
+
+def compiled(fn, *args):
+    """fn (jit or pmap) compiled for args at XLA opt level 0."""
+    return fn.lower(*args).compile(O0)
+
+
 GOAL = {"video_latent": jnp.linspace(-1.0, 1.0, D), "frame_feature": jnp.linspace(0.5, -0.5, P)}
 
 
@@ -46,13 +54,14 @@ def runs():
     stacked = {k: np.stack([b[k] for b in batches]) for k in SPECS}       # [K, B, ...]
     state0 = init_agent_state(DEFN, jax.random.key(0))
     key = jax.random.key(1)
-    single_fn = jax.jit(run_updates)
+    single_fn = compiled(jax.jit(run_updates), state0, stacked, GOAL, key)
     s1, m1 = single_fn(state0, stacked, GOAL, key)
     # split every batch in two halves: device i gets rows [i*B/2, (i+1)*B/2)
     per_dev = {k: np.stack([v[:, :B // 2], v[:, B // 2:]]) for k, v in stacked.items()}
     pfn = jax.pmap(lambda s, b, g, k: run_updates(s, b, g, k, axis_name="d"), axis_name="d",
                    in_axes=(0, 0, None, None))
-    s2, m2 = pfn(replicate(state0, 2), per_dev, GOAL, key)
+    rep = replicate(state0, 2)
+    s2, m2 = compiled(pfn, rep, per_dev, GOAL, key)(rep, per_dev, GOAL, key)
     return dict(state0=state0, batches=batches, single=(s1, m1), pmap=(s2, m2),
                 single_fn=single_fn, stacked=stacked, key=key)
 
@@ -116,8 +125,11 @@ def test_nan_raises_naming_term_and_step(runs):
         check_finite(m)
 
 
+SAC_DEFN = dataclasses.replace(DEFN, use_fb=False, reward_terms=(("env_dense", 1.0),))
+
+
 def test_terminal_vs_truncation_targets():
-    defn = dataclasses.replace(DEFN, use_fb=False, reward_terms=(("env_dense", 1.0),))
+    defn = SAC_DEFN
     st = init_agent_state(defn, jax.random.key(3))
     n = 4
     next_obs = jnp.ones((n, O))
@@ -125,9 +137,15 @@ def test_terminal_vs_truncation_targets():
     eps = jnp.zeros((n, A))
     terminal = jnp.array([1.0, 0.0, 1.0, 0.0])   # rows 1, 3: truncated (not terminal)
     alpha = jnp.exp(st.temp["params"]["log_alpha"])
-    t = sac.critic_target(defn, st.critic, st.actor["params"], alpha, next_obs, r, terminal, eps)
-    a, logp = sac.policy(defn, st.actor["params"], next_obs, eps)
-    v = jnp.min(sac.q_values(defn, st.critic["target"]["q"], next_obs, a), 0) - alpha * logp
+
+    @jax.jit
+    def targets(st, alpha):
+        t = sac.critic_target(defn, st.critic, st.actor["params"], alpha, next_obs, r,
+                              terminal, eps)
+        a, logp = sac.policy(defn, st.actor["params"], next_obs, eps)
+        v = jnp.min(sac.q_values(defn, st.critic["target"]["q"], next_obs, a), 0) - alpha * logp
+        return t, v
+    t, v = targets(st, alpha)
     np.testing.assert_allclose(t[jnp.array([0, 2])], r[jnp.array([0, 2])])
     np.testing.assert_allclose(t[jnp.array([1, 3])], (r + defn.discount * v)[jnp.array([1, 3])],
                                rtol=1e-6)
@@ -156,14 +174,15 @@ def test_replay_ring_buffer_and_sharded_step(tmp_path):
         np.testing.assert_array_equal(np.asarray(back["replay"].data[k]), np.asarray(r.data[k]))
     assert int(back["replay"].size) == 10
 
-    # sharded replay + the pmapped fused step: devices stay in sync, metrics finite
+    # sharded replay + the pmapped fused step (SAC-only defn: the FB part's pmap path is
+    # covered by test_pmap_equals_single_device): devices stay in sync, metrics finite
     sr = rp.create_replay(40, SPECS, num_devices=2)
     tr = _transitions(rng, 24)
     sr = rp.add(sr, {k: v.reshape((2, 12) + v.shape[1:]) for k, v in tr.items()})
     assert np.asarray(sr.size).tolist() == [12, 12]
     np.testing.assert_array_equal(np.asarray(sr.data["obs"][1, :12]), tr["obs"][12:])
-    pstep = make_pmapped_train_step()
-    state = replicate(init_agent_state(DEFN, jax.random.key(0)), 2)
+    state = replicate(init_agent_state(SAC_DEFN, jax.random.key(0)), 2)
+    pstep = compiled(make_pmapped_train_step(), state, sr, GOAL, jax.random.key(2))
     state, m = pstep(state, sr, GOAL, jax.random.key(2))
     check_finite(m)
     assert m["critic/loss"].shape == (2, K)

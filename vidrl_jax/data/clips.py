@@ -15,7 +15,9 @@ keeps only episodes where the task succeeded. An episode
 shorter than the clip span is padded by repeating its last frame (the scene
 after the task is done). The sequence of batches is a pure function of `seed`
 (and of the dataset), independent of devices: with num_devices=D the same
-batch is only reshaped to [D, B/D, ...].
+batch is only reshaped to [D, B/D, ...]. Multi-host: every host draws the same
+global batch of `batch_size` and reads only its rows `process_index` of
+`process_count` (pass jax.process_index(), jax.process_count()).
 
 Frames are read from memory-mapped shards: memory stays small for big datasets.
 """
@@ -35,14 +37,17 @@ class ClipIterator:
     """
 
     def __init__(self, directory, clip_length, frame_stride, batch_size, seed, tasks=None,
-                 num_devices=1, start="random", success_only=False):
+                 num_devices=1, start="random", success_only=False, process_index=0,
+                 process_count=1):
         if clip_length < 1:
             raise ConfigError(f"clip_length={clip_length} must be >= 1")
         if frame_stride < 1:
             raise ConfigError(f"frame_stride={frame_stride} must be >= 1")
-        if num_devices < 1 or batch_size < 1 or batch_size % num_devices:
+        if num_devices < 1 or batch_size < 1 or batch_size % (num_devices * process_count):
             raise ConfigError(f"batch_size={batch_size} must be a positive multiple of the "
-                              f"number of devices ({num_devices})")
+                              f"number of devices ({num_devices} per host x {process_count} hosts)")
+        if not 0 <= process_index < process_count:
+            raise ConfigError(f"process_index={process_index} not in [0, {process_count})")
         if start not in ("random", "first"):
             raise ConfigError(f"start={start!r} must be 'random' or 'first'")
         manifest = read_manifest(directory)
@@ -58,6 +63,9 @@ class ClipIterator:
         self.frame_stride = frame_stride
         self.batch_size = batch_size
         self.num_devices = num_devices
+        self.process_index = process_index
+        self.process_count = process_count
+        self.local_batch_size = batch_size // process_count
         self.seed = seed
         self.start = start
 
@@ -81,7 +89,11 @@ class ClipIterator:
         self.span = (clip_length - 1) * frame_stride + 1
 
     def sample(self, rng):
-        """One batch from numpy Generator `rng` (frames [D, B/D, T, H, W, 3], task_id [D, B/D])."""
+        """This host's part of one global batch drawn from numpy Generator `rng`.
+
+        Returns frames uint8 [D, B_local/D, T, H, W, 3], task_id int32 [D, B_local/D]
+        with B_local = batch_size / process_count.
+        """
         idx = rng.integers(0, self.num_episodes, self.batch_size)
         eps = self._episodes[idx]
         n_frames = eps[:, 2]
@@ -90,15 +102,19 @@ class ClipIterator:
             starts = rng.integers(0, max_start + 1)
         else:
             starts = np.zeros_like(max_start)
+        # Every host draws the same global batch; each reads only its own rows.
+        b = self.local_batch_size
+        rows = slice(self.process_index * b, (self.process_index + 1) * b)
+        eps, starts = eps[rows], starts[rows]
         offsets = np.arange(self.clip_length) * self.frame_stride
-        frames = np.empty((self.batch_size, self.clip_length) + self.frame_shape, np.uint8)
-        for b, (shard, off, n, _) in enumerate(eps):
-            local = np.minimum(starts[b] + offsets, n - 1)  # pad short episodes with the last frame
-            frames[b] = self._arrays[shard][off + local]
+        frames = np.empty((b, self.clip_length) + self.frame_shape, np.uint8)
+        for i, (shard, off, n, _) in enumerate(eps):
+            local = np.minimum(starts[i] + offsets, n - 1)  # pad short episodes with the last frame
+            frames[i] = self._arrays[shard][off + local]
         d = self.num_devices
         return dict(
-            frames=frames.reshape((d, self.batch_size // d) + frames.shape[1:]),
-            task_id=eps[:, 3].astype(np.int32).reshape(d, self.batch_size // d),
+            frames=frames.reshape((d, b // d) + frames.shape[1:]),
+            task_id=eps[:, 3].astype(np.int32).reshape(d, b // d),
         )
 
     def __iter__(self):

@@ -243,11 +243,11 @@ def make_clip(module, config, params, spec: PreprocessSpec, tokenizer=None) -> C
                 encode_images=enc_img, encode_texts=enc_txt)
 
 
-VISION_KEYS = ("vision_model", "visual_projection")
+VISION_KEYS = ("vision_model", "visual_projection", "logit_scale")  # logit_scale: made in setup()
 
 
 def vision_params(params):
-    """The part of the CLIP params the image encoder uses (what pmap broadcasts)."""
+    """The part of the CLIP params the image encoder needs (what pmap broadcasts)."""
     return {k: params[k] for k in VISION_KEYS}
 
 

@@ -225,13 +225,23 @@ def dummy_cond(cfg, batch, latent_hwc):
     return {"first_frame": jnp.zeros((batch,) + tuple(latent_hwc), jnp.float32), "text": text}
 
 
-def init_params(cfg, key, latent_shape):
-    """Parameters for latents of shape [T', h, w, C]."""
+def _init_fn(cfg, latent_shape):
     check_latent_shape(cfg, latent_shape)
     model = make_unet(cfg)
     x = jnp.zeros((1,) + tuple(latent_shape), jnp.float32)
-    return model.init(key, x, jnp.zeros((1,), jnp.int32), dummy_cond(cfg, 1, latent_shape[1:]),
-                      jnp.zeros((1,), bool))["params"]
+    return lambda k: model.init(k, x, jnp.zeros((1,), jnp.int32),
+                                dummy_cond(cfg, 1, latent_shape[1:]),
+                                jnp.zeros((1,), bool))["params"]
+
+
+def init_params(cfg, key, latent_shape):
+    """Parameters for latents of shape [T', h, w, C]."""
+    return jax.jit(_init_fn(cfg, latent_shape))(key)
+
+
+def init_params_shape(cfg, latent_shape):
+    """ShapeDtypeStructs of the parameters (no compute)."""
+    return jax.eval_shape(_init_fn(cfg, latent_shape), jax.random.PRNGKey(0))
 
 
 def make_apply(cfg):

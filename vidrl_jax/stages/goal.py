@@ -1,0 +1,119 @@
+"""Stage `goal`: the goal video, imagined from a fresh episode's first frame.
+
+Resets `env.task` with `goal.seed`, encodes the first frame with the VAE,
+samples `goal.num_videos` latent videos with DDIM (`goal.sampling_steps`,
+`goal.eta`) and classifier-free guidance (`goal.guidance_scale`), sets latent
+frame 0 to the encoded first frame (known exactly), decodes. Output:
+  goal_video.npz  frames uint8 [T,H,W,3] (video 0), latents float32 [T',h,w,C]
+                  (VAE posterior mean of the decoded goal video), first_frame uint8
+                  [H,W,3], task, instruction; all_frames [N,T,H,W,3] when N > 1
+  goal_video.gif  the goal video;  strip.png  goal video over a real expert demo
+  metrics.json    diffusion held-out denoising losses + sampling time (merged
+                  into the file, other stages add their keys)
+"""
+import json
+import logging
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vidrl_jax import diffusion
+from vidrl_jax.data import shards
+from vidrl_jax.diffusion.data import clip_indices
+from vidrl_jax.envs.tasks import instruction
+from vidrl_jax.errors import VidrlError
+from vidrl_jax.models import vae3d
+from vidrl_jax.utils.video_io import frame_strip, save_gif, save_png
+
+DEPENDS = ("env", "demos", "vae", "diffusion", "clip", "goal")
+
+METRICS_FILE = "metrics.json"
+
+
+def first_frame(config):
+    """The frame after reset of env.task with goal.seed, uint8 [H,W,3]."""
+    from vidrl_jax.envs.metaworld_env import make_env_from_config
+    env = make_env_from_config(config.env, seed=config.goal.seed)
+    try:
+        _, info = env.reset(seed=config.goal.seed)
+        return np.asarray(info["frame"])
+    finally:
+        env.close()
+
+
+def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta, scale, key):
+    """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), seconds)."""
+    first = vae3d.encode(vae_cfg, vae_params, frame[None, None])[0][:, 0]        # [1,h,w,C]
+    first = jnp.repeat(first, num, axis=0)
+    sample = diffusion.make_sampler(model.apply_fn, model.prediction,
+                                    (num,) + tuple(model.latent_shape), steps)
+    start = time.time()
+    x0 = jax.block_until_ready(sample(model.params, model.schedule, model.cond(task, first),
+                                      key, eta, scale))
+    seconds = time.time() - start
+    z = (x0 / model.latent_scale).at[:, 0].set(first)
+    frames = np.asarray(jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))(vae_params, z))
+    latents = np.asarray(vae3d.encode(vae_cfg, vae_params, frames)[0])
+    return frames, latents, seconds
+
+
+def expert_demo(demos_dir, task, clip_length):
+    """The first expert demo of `task`, resampled like the training videos."""
+    for ep in shards.iter_episodes(demos_dir, tasks=[task]):
+        return ep["frames"][clip_indices(len(ep["frames"]), ep["success"], clip_length)]
+    raise VidrlError(f"no expert demo of {task} in {demos_dir}; add it to demos.tasks")
+
+
+def merge_metrics(path, new):
+    old = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    old.update(new)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(old, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+    return old
+
+
+def run(config, ctx):
+    g, task = config.goal, config.env.task
+    vae_cfg, vae_params = vae3d.load(ctx.stage_output("autoencoder"))
+    diff_dir = ctx.stage_output("diffusion")
+    model = diffusion.load(diff_dir)
+    frame = first_frame(config)
+    frames, latents, seconds = sample_goal_videos(
+        model, vae_cfg, vae_params, frame, task, int(g.num_videos), int(g.sampling_steps),
+        float(g.eta), float(g.guidance_scale), jax.random.PRNGKey(int(g.seed)))
+    d = ctx.stage_dir
+    extra = {"all_frames": frames} if len(frames) > 1 else {}
+    tmp = os.path.join(d, f"tmp{os.getpid()}_goal_video.npz")
+    np.savez(tmp, frames=frames[0], latents=latents[0], first_frame=frame, task=task,
+             instruction=instruction(task), **extra)
+    os.replace(tmp, os.path.join(d, "goal_video.npz"))
+    save_gif(os.path.join(d, "goal_video.gif"), frames[0], fps=4, scale=4)
+    demo = expert_demo(ctx.stage_output("demos"), task, model.clip_length)
+    strip = frame_strip([frames[0], demo])
+    save_png(os.path.join(d, "strip.png"), strip)
+    ctx.logger.image("goal/strip", 0, strip)
+    ctx.logger.video("goal/video", 0, frames[0])
+
+    with open(os.path.join(diff_dir, "summary.json")) as f:
+        dsum = json.load(f)
+    first_mse = float(np.mean((frames[0, 0].astype(np.float32) - frame) ** 2) / 255.0 ** 2)
+    demo_mse = float(np.mean((frames[0].astype(np.float32) - demo) ** 2) / 255.0 ** 2)
+    metrics = {"diffusion_heldout_loss": dsum.get("heldout_loss"),
+               "diffusion_target_heldout_loss": dsum.get("target_loss"),
+               "diffusion_holdout_task": bool(config.diffusion.holdout_task),
+               "goal_sampling_seconds": round(seconds, 3),
+               "goal_first_frame_mse": first_mse,
+               "goal_vs_expert_demo_mse": demo_mse}
+    merge_metrics(os.path.join(d, METRICS_FILE), metrics)
+    logging.info("goal: %d-frame goal video of %s in %.2fs (%d DDIM steps, scale %.1f)",
+                 len(frames[0]), task, seconds, g.sampling_steps, g.guidance_scale)
+    return {"frames": int(frames.shape[1]), "sampling_seconds": round(seconds, 3),
+            "first_frame_mse": first_mse, "vs_expert_demo_mse": demo_mse}
