@@ -50,19 +50,21 @@ def _bicubic(x):
                     np.where(x < 2.0, (((x - 5.0) * x + 8.0) * x - 4.0) * a, 0.0))
 
 
-def _sinc(x):
-    return np.sinc(x)
+def _lanczos(x):
+    return np.where(np.abs(x) < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
 
 
-# PIL resample id -> (filter, support); the ids are PIL.Image.Resampling values.
-_FILTERS = {
-    1: (lambda x: np.where(np.abs(x) < 3.0, _sinc(x) * _sinc(x / 3.0), 0.0), 3.0),  # LANCZOS
-    2: (lambda x: np.maximum(1.0 - np.abs(x), 0.0), 1.0),                             # BILINEAR
-    3: (_bicubic, 2.0),                                                                # BICUBIC
-    4: (lambda x: ((x > -0.5) & (x <= 0.5)).astype(np.float64), 0.5),                  # BOX
-    5: (lambda x: np.where(np.abs(x) < 1.0, np.where(x == 0, 1.0, np.sin(np.pi * x) / (np.pi * x)
-                                                     * (0.54 + 0.46 * np.cos(np.pi * x))), 0.0), 1.0),  # HAMMING
-}
+def _bilinear(x):
+    return np.maximum(1.0 - np.abs(x), 0.0)
+
+
+def _hamming(x):
+    return np.where(np.abs(x) < 1.0, np.sinc(x) * (0.54 + 0.46 * np.cos(np.pi * x)), 0.0)
+
+
+# PIL resample id (PIL.Image.Resampling) -> (filter, support), as in PIL's Resample.c.
+# Checked equal to PIL on random sizes; BOX (4) and NEAREST (0) are not supported.
+_FILTERS = {1: (_lanczos, 3.0), 2: (_bilinear, 1.0), 3: (_bicubic, 2.0), 5: (_hamming, 1.0)}
 _PRECISION_BITS = 32 - 8 - 2  # PIL's fixed point for 8-bit images
 
 
@@ -75,7 +77,7 @@ def resize_matrix(in_size: int, out_size: int, resample: int = 3) -> np.ndarray:
     """
     if resample not in _FILTERS:
         raise VidrlError(f"CLIP preprocessor resample={resample} is not supported; use 1 (lanczos), "
-                         "2 (bilinear), 3 (bicubic), 4 (box) or 5 (hamming) in preprocessor_config.json")
+                         "2 (bilinear), 3 (bicubic) or 5 (hamming) in preprocessor_config.json")
     filt, support = _FILTERS[resample]
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
@@ -391,8 +393,8 @@ def _check_params(params, shapes, path):
     got, want = flatten_dict(params), flatten_dict(shapes)
     missing = sorted(set(want) - set(got))
     if missing:
-        raise VidrlError(f"CLIP weights in {path!r} miss {len(missing)} tensors (e.g. {'/'.join(missing[0])}); "
-                         "the weights do not belong to this config.json")
+        raise VidrlError(f"CLIP weights in {path!r} miss {len(missing)} tensors "
+                         f"(e.g. {'/'.join(missing[0])}); they do not belong to this config.json")
     for k, v in want.items():
         if tuple(got[k].shape) != tuple(v.shape):
             raise VidrlError(f"CLIP weights in {path!r} do not match config.json: {'/'.join(k)} has shape "
@@ -428,8 +430,9 @@ def _read_pt_weights(file, shapes, prefix):
             try:
                 import torch
             except ImportError:
-                raise VidrlError(f"CLIP weights {file!r} are pytorch_model.bin, which needs torch; convert "
-                                 "once: python -m experiments.convert_clip --src=DIR --dst=FLAX_DIR") from None
+                raise VidrlError(
+                    f"CLIP weights {file!r} are pytorch_model.bin, which needs torch; convert once: "
+                    "python -m experiments.convert_clip --src=DIR --dst=FLAX_DIR") from None
             state = torch.load(file, map_location="cpu", weights_only=True)
     except VidrlError:
         raise

@@ -16,7 +16,6 @@ Episode seeds are a pure function of (demos.seed, task, episode index).
 """
 import logging
 import multiprocessing
-import os
 import signal
 import time
 import zlib
@@ -60,6 +59,12 @@ def make_jobs(config):
 
 # -- worker side ----------------------------------------------------------------
 _ENVS = {}
+
+
+def _close_envs():
+    while _ENVS:
+        env, _ = _ENVS.popitem()[1]
+        env.close()
 
 
 def _init_worker():
@@ -107,9 +112,12 @@ def run(config, ctx):
     results, start = [], time.time()
     bar = progress(total=len(todo), desc="demos")
     if todo and num_workers == 1:
-        for job in todo:
-            results.append(run_job(job, directory))
-            bar.update(1)
+        try:
+            for job in todo:
+                results.append(run_job(job, directory))
+                bar.update(1)
+        finally:
+            _close_envs()
     elif todo:
         mp = multiprocessing.get_context("forkserver")
         mp.set_forkserver_preload(["vidrl_jax.envs.metaworld_env"])

@@ -22,7 +22,7 @@ import numpy as np
 
 from vidrl_jax import diffusion
 from vidrl_jax.data import shards
-from vidrl_jax.diffusion.data import clip_indices
+from vidrl_jax.diffusion.data import clip_indices, make_encoder
 from vidrl_jax.envs.tasks import instruction
 from vidrl_jax.errors import VidrlError
 from vidrl_jax.models import vae3d
@@ -46,8 +46,8 @@ def first_frame(config):
 
 def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta, scale, key):
     """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), seconds)."""
-    first = vae3d.encode(vae_cfg, vae_params, frame[None, None])[0][:, 0]        # [1,h,w,C]
-    first = jnp.repeat(first, num, axis=0)
+    encode = make_encoder(vae_cfg, vae_params)
+    first = jnp.repeat(encode(frame[None, None])[:, 0], num, axis=0)       # [N,h,w,C]
     sample = diffusion.make_sampler(model.apply_fn, model.prediction,
                                     (num,) + tuple(model.latent_shape), steps)
     start = time.time()
@@ -56,7 +56,7 @@ def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta,
     seconds = time.time() - start
     z = (x0 / model.latent_scale).at[:, 0].set(first)
     frames = np.asarray(jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))(vae_params, z))
-    latents = np.asarray(vae3d.encode(vae_cfg, vae_params, frames)[0])
+    latents = encode(frames)
     return frames, latents, seconds
 
 

@@ -39,6 +39,7 @@ ts = importlib.import_module("vidrl_jax.agents.train_step")
 
 ACTION_DIM = 4
 OBS_DIM = 39
+ROBOCLIP_FRAMES = 8
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -72,6 +73,9 @@ class RewardEncoders:
     def __init__(self, config, ctx, needs_vae):
         self.window_len = int(config.reward.window)
         self.goal_frames = None
+        self.clip = None
+        if float(config.reward.roboclip):
+            self._init_roboclip(config)
         if not needs_vae:
             self.feature_dim = self.latent_dim = 0
             self.goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
@@ -98,6 +102,34 @@ class RewardEncoders:
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         self.latent_dim = int(self.goal["video_latent"].shape[0])
+
+    def _init_roboclip(self, config):
+        """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
+
+        (RoboCLIP uses the S3D video-text model; we use the mean CLIP image
+        embedding of `ROBOCLIP_FRAMES` frames spread over the episode.)
+        """
+        from vidrl_jax.envs.tasks import instruction
+        from vidrl_jax.models.clip import load_clip
+
+        if not config.clip.path:
+            raise ConfigError("reward.roboclip > 0 needs CLIP weights: set "
+                              "--config.clip.path=DIR (a local CLIP directory)")
+        self.clip = load_clip(config.clip.path)
+        text = self.clip.embed_texts([instruction(config.env.task)])[0]
+        self.text = text / np.linalg.norm(text)
+
+    def episode_score(self, frames):
+        """frames [N, L+1, H, W, 3] -> [N] CLIP text-video cosine (0 without CLIP)."""
+        if self.clip is None:
+            return np.zeros(len(frames), np.float32)
+        n, t = frames.shape[:2]
+        idx = resample_indices(t, min(ROBOCLIP_FRAMES, t))
+        emb = self.clip.embed_frames(frames[:, idx].reshape((-1,) + frames.shape[2:]))
+        emb = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+        video = emb.reshape(n, len(idx), -1).mean(axis=1)
+        video = video / np.linalg.norm(video, axis=-1, keepdims=True)
+        return (video @ self.text).astype(np.float32)
 
     def phi(self, frames):
         if not self.feature_dim:
@@ -251,7 +283,7 @@ class AgentRun:
     def __init__(self, config, ctx, envs):
         self.config, self.ctx, self.envs = config, ctx, envs
         active = dict(reward_terms.active_terms(config.reward))
-        unsupported = [k for k in ("likelihood", "roboclip") if active.get(k)]
+        unsupported = [k for k in ("likelihood",) if active.get(k)]
         if unsupported:
             raise ConfigError(
                 f"reward.{unsupported[0]} > 0: this reward term is not wired into the agent "
@@ -296,25 +328,29 @@ class AgentRun:
         reset_seeds = sum((env_seeds(s, episode, e, seeds_offset) for s in lr.seeds), [])
         obs, info = self.envs.reset(seed=reset_seeds)
         self.windows.reset(info["frame"])
-        frames0 = [info["frame"][0]]
+        frames = [info["frame"]]
         latent = self.encoders.window(self.windows.frames)
-        rewards, successes = [], []
+        out = []
         for t in range(self.episode_len):
             o = _obs(self.config, obs, info)
             action = policy(o, t)
             next_obs, reward, terminated, truncated, info = self.envs.step(action)
             self.windows.push(info["frame"])
-            frames0.append(info["frame"][0])
+            frames.append(info["frame"])
             phi = self.encoders.phi(info["frame"])
-            if t % self.stride == 0 or t == self.episode_len - 1:
+            last = t == self.episode_len - 1
+            if t % self.stride == 0 or last:
                 latent = self.encoders.window(self.windows.frames)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi, latent,
                               reward, info["success"], terminated, truncated)
+            if "roboclip" in self.learner.specs:  # paid once, at the episode's end
+                tr["roboclip"] = (self.encoders.episode_score(np.stack(frames, axis=1))
+                                  if last else np.zeros(len(action), np.float32))
             if on_step is not None:
                 on_step(tr)
-            rewards.append(tr)
+            out.append(tr)
             obs = next_obs
-        return rewards, np.stack(frames0)
+        return out, np.stack([f[0] for f in frames])
 
     def train_episode(self, bar):
         c, lr = self.counters, self.learner

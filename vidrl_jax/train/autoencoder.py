@@ -102,7 +102,7 @@ def make_steps(model_config, train_config):
     cfg = vae3d.as_config(model_config)
     tc = {"lr": float(train_config["lr"]), "kl_weight": float(train_config["kl_weight"])}
     p_train = jax.pmap(lambda s, f, k: train_step(cfg, tc, s, f, k, AXIS),
-                       axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+                       axis_name=AXIS, in_axes=(0, 0, None))
     p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f))
     p_recon = jax.pmap(lambda p, f: vae3d.decode_uint8(cfg, p, vae3d.encode(cfg, p, f)[0]))
     return p_train, p_eval, p_recon
