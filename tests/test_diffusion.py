@@ -6,6 +6,7 @@ compile time dominates on 2 CPU cores).
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from vidrl_jax.diffusion import sampler, schedules, training
@@ -86,7 +87,11 @@ def test_loss_goes_down(setup, trained):
 
 def test_pmap_two_devices_matches_one(setup):
     assert jax.local_device_count() == 2, "conftest forces 2 CPU devices"
-    apply_fn, params, tx, one = setup
+    apply_fn, params = setup[:2]
+    # SGD: Adam's first steps are ~lr * sign(grad), which turns float-summation-order
+    # noise in near-zero gradients into lr-sized differences.
+    tx = optax.sgd(0.1)
+    one = jax.jit(training.make_train_step(apply_fn, tx, SCHED, "v", 0.2, 0.9))
     two = jax.pmap(training.make_train_step(apply_fn, tx, SCHED, "v", 0.2, 0.9,
                                             axis_name="d"), axis_name="d")
     batch, key = _data(), jax.random.PRNGKey(3)
@@ -98,8 +103,8 @@ def test_pmap_two_devices_matches_one(setup):
         s2, m2 = two(s2, split, np.stack([key, key]))
     np.testing.assert_allclose(m2["loss"][0], m1["loss"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s2)):
-        np.testing.assert_allclose(b[0], a, atol=2e-5)
-        np.testing.assert_allclose(b[1], a, atol=2e-5)
+        np.testing.assert_allclose(b[0], a, atol=1e-5)
+        np.testing.assert_allclose(b[1], a, atol=1e-5)
 
 
 def _cond():

@@ -185,3 +185,106 @@ def evaluate(p_eval, params_r, clips, batch_size, num_devices):
     return {"mse": mse, "psnr": float(-10 * np.log10(max(mse, 1e-10))),
             "psnr_clip_mean": float(np.mean(-10 * np.log10(np.maximum(errs, 1e-10)))),
             "num_clips": int(len(errs))}
+
+
+# ----------------------------------------------------------------------------- loop
+
+def split_episodes(episodes, eval_fraction=0.1):
+    """Per task, the last max(1, round(eval_fraction * n)) episodes are held out
+    (none when a task has a single episode). Returns (train, held_out)."""
+    by_task = {}
+    for ep in episodes:
+        by_task.setdefault(str(ep["task"]), []).append(ep)
+    train, held = [], []
+    for task in sorted(by_task):
+        eps = by_task[task]
+        k = 0 if len(eps) < 2 else max(1, int(round(eval_fraction * len(eps))))
+        train += eps[:len(eps) - k]
+        held += eps[len(eps) - k:]
+    return train, held
+
+
+def fit(model_config, train_config, train_episodes, eval_episodes, checkpoint_dir, seed,
+        logger=None, prefix="autoencoder/", extra_eval=None):
+    """Trains the VAE for train_config.steps, resuming from checkpoint_dir.
+
+    train_config: the `config.vae` section (lr, kl_weight, batch_size, clip_length,
+    frame_stride, steps, eval_every, checkpoint_every, log_every).
+    extra_eval: optional {name: episodes} evaluated like eval_episodes.
+    Returns (params, summary dict).
+    """
+    import logging
+    import time
+
+    from vidrl_jax.errors import NonFiniteError
+    from vidrl_jax.utils.checkpoint import CheckpointManager
+    from vidrl_jax.utils.video_io import frame_strip
+
+    cfg = vae3d.as_config(model_config)
+    tc = train_config
+    n_dev = jax.local_device_count()
+    train_sampler = ClipSampler(train_episodes, tc.clip_length, tc.frame_stride, seed)
+    eval_sets = {"heldout": eval_episodes or train_episodes[:1]}
+    eval_sets.update(extra_eval or {})
+    eval_clips = {name: ClipSampler(eps, tc.clip_length, tc.frame_stride, seed).eval_clips()
+                  for name, eps in eval_sets.items() if eps}
+
+    key = jax.random.PRNGKey(seed)
+    init_key, train_key = jax.random.split(key)
+    state = create_train_state(cfg, tc, init_key)
+    mgr = CheckpointManager(checkpoint_dir, keep=2)
+    start = 0
+    if mgr.latest_step() is not None:
+        restored, extra = mgr.restore({"state": state})
+        state, start = restored["state"], int(extra["step"])
+        logging.info("autoencoder: resumed from step %d", start)
+    p_train, p_eval, p_recon = make_steps(cfg, tc)
+    state_r = replicate(state)
+
+    def run_eval(step):
+        out = {}
+        for name, clips in eval_clips.items():
+            m = evaluate(p_eval, state_r.params, clips, tc.batch_size, n_dev)
+            out.update({f"{name}_psnr": m["psnr"], f"{name}_mse": m["mse"],
+                        f"{name}_psnr_clip_mean": m["psnr_clip_mean"]})
+        if logger is not None:
+            logger.scalars(step, out, prefix=prefix + "eval/")
+            clips = eval_clips["heldout"][:tc.batch_size]
+            if len(clips) < tc.batch_size:
+                clips = np.concatenate([clips, np.repeat(clips[-1:], tc.batch_size - len(clips), 0)])
+            recon = np.asarray(p_recon(state_r.params, shard(clips, n_dev))).reshape(clips.shape)
+            logger.video(prefix + "real_vs_recon", step,
+                         np.concatenate([clips[0], recon[0]], axis=2))
+            logger.image(prefix + "real_vs_recon_strip", step,
+                         frame_strip([clips[0], recon[0], clips[1], recon[1]]))
+        return out
+
+    t0, metrics, last = time.time(), None, {}
+    for step in range(start, int(tc.steps)):
+        frames = shard(train_sampler.batch(step, tc.batch_size), n_dev)
+        state_r, metrics = p_train(state_r, frames, jax.random.fold_in(train_key, step))
+        done = step + 1
+        if done % tc.log_every == 0 or done == tc.steps:
+            m = {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
+            if not np.isfinite(m["loss"]):
+                raise NonFiniteError(f"autoencoder loss is {m['loss']} at step {done} "
+                                     f"(lower vae.lr or vae.kl_weight)")
+            m["steps_per_s"] = (done - start) / max(time.time() - t0, 1e-9)
+            m["psnr_train"] = float(-10 * np.log10(max(m["mse"] / 4.0, 1e-10)))
+            if logger is not None:
+                logger.scalars(done, m, prefix=prefix)
+            logging.info("autoencoder step %d: %s", done,
+                         {k: round(v, 5) for k, v in m.items()})
+            last = m
+        if done % tc.eval_every == 0 and done != tc.steps:
+            logging.info("autoencoder eval step %d: %s", done, run_eval(done))
+        if done % tc.checkpoint_every == 0 or done == tc.steps:
+            mgr.save(done, {"state": unreplicate(state_r)}, extra={"step": done})
+    final = run_eval(int(tc.steps))
+    summary = dict(final, steps=int(tc.steps), train_loss=last.get("loss"),
+                   train_mse=last.get("mse"), train_kl=last.get("kl"),
+                   steps_per_s=last.get("steps_per_s"),
+                   num_train_episodes=len(train_episodes),
+                   num_eval_episodes=len(eval_episodes), num_devices=n_dev)
+    params = jax.device_get(unreplicate(state_r).params)
+    return params, summary

@@ -158,6 +158,10 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     if d.batch_size % nd:
         raise ConfigError(f"diffusion.batch_size={d.batch_size} must be divisible by the "
                           f"{nd} local devices")
+    td = vae_cfg.temporal_downsample
+    if d.clip_length < 2 or (d.clip_length - 1) % td:
+        raise ConfigError(f"diffusion.clip_length={d.clip_length} must be 1 + a positive multiple "
+                          f"of vae.temporal_downsample={td} (e.g. {1 + 2 * td}, {1 + 4 * td})")
     lat, val = latent_dataset(config, stage_dir, demos_dir, vae_cfg, vae_params)
     plan, evals = phases(config, lat, val)
     latent_shape = lat.latents.shape[1:]

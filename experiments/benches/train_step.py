@@ -1,0 +1,278 @@
+"""Bench: the fused agent train step vs an unfused loop vs plain SAC (and a jaxrl-style SAC).
+
+    python -m experiments.bench --what=train_step [--batch=256] [--k=100] [--calls=3]
+        [--single_updates=100] [--config=configs/metaworld.py]
+
+JSON lines, one per measurement:
+  {"bench": "train_step", "variant": V, "batch", "k", "updates_per_s", "device"}
+  V = plain_sac      SAC update alone (39-d state obs, 256x256 MLPs, env reward only),
+                     replay sampled on device; at k=1 (one jitted call per update) and k=K
+      jaxrl_style    a careful jaxrl-style SAC update written here, same k's (reference)
+      fused          every GenReward term (video + frame from FB) + FB + SAC, K per call
+      unfused        jitted reward, FB and SAC functions called one after another from
+                     Python on batches sampled from a host (numpy) replay, 1 update per call
+then one summary line:
+  {"bench": "train_step", "fused_vs_unfused": R, "genreward_cost": C,
+   "bytes_per_transition": N, "plain_vs_jaxrl": {k: ratio}, "replay_gb_per_1m": G}
+genreward_cost = plain_sac updates/s / fused updates/s (both at k=K): how many times an
+update with every reward term and FB costs a plain SAC update. bytes_per_transition is
+for the default config's replay (state obs, frame features and window latents sized from
+the VAE config).
+"""
+import argparse
+import functools
+import json
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training.train_state import TrainState
+
+from vidrl_jax.agents import make_unfused_step
+from vidrl_jax.agents import networks as nets
+from vidrl_jax.agents.state import agent_def_from_config, init_agent_state
+from vidrl_jax.agents.train_step import train_step
+from vidrl_jax.data import replay as rp
+from vidrl_jax.rewards.terms import extra_columns
+
+
+def default_dims(config):
+    """(feature_dim P, latent_dim D) of the config: VAE latents of one frame / a window."""
+    hw = config.env.size // config.vae.spatial_downsample
+    p = config.vae.latent_channels * hw * hw
+    t = 1 + (config.vae.clip_length - 1) // config.vae.temporal_downsample
+    return p, t * p
+
+
+def _device():
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.local_device_count()}"
+
+
+def _timeit(call, n):
+    """Seconds per call after one warm-up (compile) call; call() returns something to block on."""
+    jax.block_until_ready(call())
+    t = time.perf_counter()
+    out = None
+    for _ in range(n):
+        out = call()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - t) / n
+
+
+def _fill(specs, n, seed=0):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k, (s, d) in specs.items():
+        out[k] = rng.normal(size=(n,) + tuple(s)).astype(np.float32)
+    out["action"] = np.tanh(out["action"])
+    out["terminal"] = np.zeros(n, np.float32)
+    out["success"] = (out["success"] > 1).astype(np.float32)
+    return out
+
+
+# --------------------------------------------------------------- jaxrl-style reference SAC
+class _Critic(nn.Module):
+    hidden: tuple
+
+    @nn.compact
+    def __call__(self, o, a):
+        x = jnp.concatenate([o, a], -1)
+        for h in self.hidden:
+            x = nn.relu(nn.Dense(h)(x))
+        return nn.Dense(1)(x)[..., 0]
+
+
+class _DoubleCritic(nn.Module):
+    hidden: tuple
+
+    @nn.compact
+    def __call__(self, o, a):
+        return nn.vmap(_Critic, variable_axes={"params": 0}, split_rngs={"params": True},
+                       in_axes=None, out_axes=0, axis_size=2)(self.hidden)(o, a)
+
+
+class _Actor(nn.Module):
+    hidden: tuple
+    action_dim: int
+
+    @nn.compact
+    def __call__(self, o):
+        x = o
+        for h in self.hidden:
+            x = nn.relu(nn.Dense(h)(x))
+        mean = nn.Dense(self.action_dim)(x)
+        log_std = nn.Dense(self.action_dim)(x)
+        log_std = -5.0 + 3.5 * (jnp.tanh(log_std) + 1.0)
+        return mean, log_std
+
+
+class _Temp(nn.Module):
+    @nn.compact
+    def __call__(self):
+        return jnp.exp(self.param("log_temp", lambda _: jnp.full((), jnp.log(0.1), jnp.float32)))
+
+
+def jaxrl_init(key, obs_dim, action_dim, hidden, lr=3e-4):
+    k1, k2, k3 = jax.random.split(key, 3)
+    o, a = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor_def, critic_def = _Actor(hidden, action_dim), _DoubleCritic(hidden)
+    actor = TrainState.create(apply_fn=actor_def.apply, params=actor_def.init(k1, o)["params"],
+                              tx=optax.adam(lr))
+    cp = critic_def.init(k2, o, a)["params"]
+    critic = TrainState.create(apply_fn=critic_def.apply, params=cp, tx=optax.adam(lr))
+    target = TrainState.create(apply_fn=critic_def.apply, params=jax.tree.map(jnp.copy, cp),
+                               tx=optax.identity())
+    temp = TrainState.create(apply_fn=_Temp().apply, params=_Temp().init(k3)["params"],
+                             tx=optax.adam(lr))
+    # strong-typed step counters (a weak-typed Python 0 would recompile after one call)
+    return tuple(ts.replace(step=jnp.zeros((), jnp.int32)) for ts in (actor, critic, target, temp))
+
+
+def jaxrl_update(agent, batch, key, discount=0.99, tau=0.005, target_entropy=-4.0):
+    """jaxrl's SAC update order: critic, target, actor, temperature."""
+    actor, critic, target, temp = agent
+    k1, k2 = jax.random.split(key)
+    alpha = temp.apply_fn({"params": temp.params})
+    mean, log_std = actor.apply_fn({"params": actor.params}, batch["next_obs"])
+    next_a, next_logp = nets.tanh_gaussian_sample(mean, log_std,
+                                                  jax.random.normal(k1, mean.shape))
+    next_q = jnp.min(target.apply_fn({"params": target.params}, batch["next_obs"], next_a), 0)
+    tq = batch["reward"] + discount * (1 - batch["terminal"]) * (next_q - alpha * next_logp)
+
+    def critic_loss(p):
+        qs = critic.apply_fn({"params": p}, batch["obs"], batch["action"])
+        return jnp.sum(jnp.mean((qs - tq[None]) ** 2, 1))
+    critic = critic.apply_gradients(grads=jax.grad(critic_loss)(critic.params))
+    target = target.replace(params=optax.incremental_update(critic.params, target.params, tau))
+
+    def actor_loss(p):
+        mean, log_std = actor.apply_fn({"params": p}, batch["obs"])
+        a, logp = nets.tanh_gaussian_sample(mean, log_std, jax.random.normal(k2, mean.shape))
+        q = jnp.min(critic.apply_fn({"params": critic.params}, batch["obs"], a), 0)
+        return jnp.mean(alpha * logp - q), -jnp.mean(logp)
+    grads, entropy = jax.grad(actor_loss, has_aux=True)(actor.params)
+    actor = actor.apply_gradients(grads=grads)
+
+    def temp_loss(p):
+        return temp.apply_fn({"params": p}) * (entropy - target_entropy)
+    temp = temp.apply_gradients(grads=jax.grad(temp_loss)(temp.params))
+    return (actor, critic, target, temp)
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4), donate_argnums=0)
+def jaxrl_steps(agent, replay, key, k, batch_size):
+    def body(agent, kk):
+        k_s, k_u = jax.random.split(kk)
+        return jaxrl_update(agent, rp.sample(replay, k_s, batch_size), k_u), ()
+    agent, _ = jax.lax.scan(body, agent, jax.random.split(key, k))
+    return agent
+
+
+# --------------------------------------------------------------- main
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--config", default="configs/metaworld.py")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--k", type=int, default=100)
+    p.add_argument("--calls", type=int, default=3, help="timed calls of K updates")
+    p.add_argument("--single_updates", type=int, default=100,
+                   help="timed updates for the one-update-per-call variants")
+    p.add_argument("--replay", type=int, default=10_000, help="replay rows filled")
+    args = p.parse_args(argv)
+
+    from configs.metaworld import get_config
+    cfg = get_config("default")
+    cfg.agent.batch_size = args.batch
+    feat, lat = default_dims(cfg)
+    device = _device()
+    rows = []
+
+    def emit(variant, k, ups):
+        row = {"bench": "train_step", "variant": variant, "batch": args.batch, "k": k,
+               "updates_per_s": round(ups, 2), "device": device}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    # ---- plain SAC (ours) vs jaxrl-style, k=1 and k=K
+    plain_cfg = get_config("default,dense")
+    plain_cfg.agent.batch_size = args.batch
+    goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1}
+    specs_plain = rp.column_specs((39,), 4, 0, 0)
+    replay_plain = rp.create_replay(args.replay, specs_plain)
+    replay_plain = rp.add(replay_plain, _fill(specs_plain, args.replay))
+    ratios = {}
+    for k in (1, args.k):
+        plain_cfg.agent.updates_per_call = k
+        defn = agent_def_from_config(plain_cfg, 39, 4, 0, 0)
+        step = jax.jit(train_step, donate_argnums=0)
+        holder = {"s": init_agent_state(defn, jax.random.key(0)), "key": jax.random.key(1)}
+
+        def call_plain():
+            holder["key"], kk = jax.random.split(holder["key"])
+            holder["s"], m = step(holder["s"], replay_plain, {}, kk)
+            return holder["s"].step
+        n = args.single_updates if k == 1 else args.calls
+        ups_plain = k / _timeit(call_plain, n)
+        emit("plain_sac", k, ups_plain)
+
+        ref = {"a": jaxrl_init(jax.random.key(0), 39, 4, tuple(cfg.agent.hidden)),
+               "key": jax.random.key(1)}
+
+        def call_ref():
+            ref["key"], kk = jax.random.split(ref["key"])
+            ref["a"] = jaxrl_steps(ref["a"], replay_plain, kk, k, args.batch)
+            return ref["a"][0].step
+        ups_ref = k / _timeit(call_ref, n)
+        emit("jaxrl_style", k, ups_ref)
+        ratios[str(k)] = round(ups_plain / ups_ref, 3)
+
+    # ---- fused: every GenReward term (config default: video + frame), FB, SAC
+    g_cfg = get_config("default")
+    g_cfg.agent.batch_size = args.batch
+    g_cfg.agent.updates_per_call = args.k
+    defn = agent_def_from_config(g_cfg, 39, 4, feat, lat)
+    specs = rp.column_specs((39,), 4, feat, lat, extra=extra_columns(g_cfg.reward))
+    data = _fill(specs, args.replay)
+    replay = rp.add(rp.create_replay(args.replay, specs), data)
+    step = jax.jit(train_step, donate_argnums=0)
+    holder = {"s": init_agent_state(defn, jax.random.key(0)), "key": jax.random.key(1)}
+
+    def call_fused():
+        holder["key"], kk = jax.random.split(holder["key"])
+        holder["s"], m = step(holder["s"], replay, goal, kk)
+        return holder["s"].step
+    ups_fused = args.k / _timeit(call_fused, args.calls)
+    emit("fused", args.k, ups_fused)
+    del holder
+
+    # ---- unfused: same terms, separate jitted functions, host replay
+    state = init_agent_state(defn, jax.random.key(0))
+    unfused = make_unfused_step(state, data)
+    h = {"s": state, "key": jax.random.key(1)}
+
+    def call_unfused():
+        h["key"], kk = jax.random.split(h["key"])
+        h["s"], m = unfused(h["s"], goal, kk)
+        return h["s"].step
+    ups_unfused = 1 / _timeit(call_unfused, args.single_updates)
+    emit("unfused", 1, ups_unfused)
+
+    bpt = rp.bytes_per_transition(specs)
+    print(json.dumps({"bench": "train_step",
+                      "fused_vs_unfused": round(ups_fused / ups_unfused, 3),
+                      "genreward_cost": round(
+                          next(r["updates_per_s"] for r in rows
+                               if r["variant"] == "plain_sac" and r["k"] == args.k)
+                          / ups_fused, 3),
+                      "bytes_per_transition": bpt,
+                      "replay_gb_per_1m": round(bpt * 1e6 / 2 ** 30, 2),
+                      "plain_vs_jaxrl": ratios,
+                      "feature_dim": feat, "latent_dim": lat, "device": device}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
