@@ -33,7 +33,8 @@ def evaluate(state, seed, episodes):
         obs, _ = env.reset(seed=seed + 1000 + e)
         ret, done = 0.0, False
         while not done:
-            a = np.asarray(act(state, obs.astype(np.float32), jax.random.key(0), deterministic=True))
+            a = np.asarray(act(state, obs.astype(np.float32), jax.random.key(0),
+                               deterministic=True))
             obs, r, term, trunc, _ = env.step(2.0 * a)
             ret += float(r)
             done = term or trunc

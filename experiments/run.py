@@ -34,6 +34,7 @@ def main(argv):
     del argv
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" noise
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO chatter
     import jax
 
     from vidrl_jax import config_check

@@ -28,7 +28,7 @@ def phi(s):
 def test_fb_frame_reward_rises_toward_goal():
     defn = AgentDef(obs_type="state", obs_shape=(2,), action_dim=2, feature_dim=4,
                     latent_dim=0, use_fb=True, z_dim=16, fb_hidden=(64, 64), fb_lr=1e-3,
-                    fb_discount=0.95, fb_tau=0.01, batch_size=256,
+                    fb_discount=0.95, fb_tau=0.01, batch_size=128,
                     reward_terms=(("frame", 1.0),))
     state = init_agent_state(defn, jax.random.key(0))
     data = {k: jnp.asarray(v) for k, v in point_data(20000).items()}

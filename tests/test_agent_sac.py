@@ -1,5 +1,4 @@
 """SAC: learns Pendulum-v1 in a short run; pixel encoder + random-shift augmentation."""
-import dataclasses
 
 import jax
 import jax.numpy as jnp

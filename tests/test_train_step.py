@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vidrl_jax.agents import fb as fb_lib
 from vidrl_jax.agents import sac
 from vidrl_jax.agents.state import AgentDef, init_agent_state
 from vidrl_jax.agents.train_step import (check_finite, make_pmapped_train_step, replicate,

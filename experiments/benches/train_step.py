@@ -1,7 +1,7 @@
 """Bench: the fused agent train step vs an unfused loop vs plain SAC (and a jaxrl-style SAC).
 
-    python -m experiments.bench --what=train_step [--batch=256] [--k=100] [--calls=3]
-        [--single_updates=100] [--config=configs/metaworld.py]
+    python -m experiments.bench --what=train_step [--batch=256] [--k=100] [--calls=2]
+        [--single_updates=50] [--replay=10000]
 
 JSON lines, one per measurement:
   {"bench": "train_step", "variant": V, "batch", "k", "updates_per_s", "device"}
@@ -175,11 +175,10 @@ def jaxrl_steps(agent, replay, key, k, batch_size):
 # --------------------------------------------------------------- main
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--config", default="configs/metaworld.py")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--k", type=int, default=100)
-    p.add_argument("--calls", type=int, default=3, help="timed calls of K updates")
-    p.add_argument("--single_updates", type=int, default=100,
+    p.add_argument("--calls", type=int, default=2, help="timed calls of K updates")
+    p.add_argument("--single_updates", type=int, default=50,
                    help="timed updates for the one-update-per-call variants")
     p.add_argument("--replay", type=int, default=10_000, help="replay rows filled")
     args = p.parse_args(argv)

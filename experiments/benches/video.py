@@ -6,7 +6,7 @@
 Sizes come from configs/metaworld.py:<variant> (vae, diffusion, env.size, goal).
 Inputs are random (uint8 frames for the VAE, Gaussian latents for the UNet; the
 speed does not depend on the values). Each measurement excludes compilation
-(one warm-up call). Prints JSON lines with "bench": "video":
+(two warm-up calls: a pmapped step fed its own output state compiles again). Prints JSON lines with "bench": "video":
   autoencoder_train  pmapped VAE train steps/s (vidrl_jax/train/autoencoder.py)
   diffusion_train    pmapped UNet train steps/s
   goal_sampling      seconds for one goal-video batch, DDIM + CFG as one jitted lax.scan
@@ -25,7 +25,8 @@ def _emit(**kw):
 
 def _time(fn, iters):
     import jax
-    jax.block_until_ready(fn())        # warm-up / compile
+    for _ in range(2):                 # warm-up: compile, and the recompile for outputs fed back
+        jax.block_until_ready(fn())
     start = time.perf_counter()
     for _ in range(iters):
         out = fn()

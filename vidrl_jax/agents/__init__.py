@@ -15,6 +15,7 @@ Call sequence (what the agent stage does):
     # 2. replay (on device; num_devices=None for one device, n to shard over n devices)
     specs = rp.column_specs((obs_dim,), action_dim, feature_dim, latent_dim,
                             extra=extra_columns(config.reward))
+    #    (pixel obs: rp.column_specs((H, W, 3), ..., obs_dtype=jnp.uint8))
     replay = rp.create_replay(config.agent.replay_capacity, specs, num_devices=None)
 
     # 3. add transitions as they come (batched; sharded: leading [n, m, ...] axis):

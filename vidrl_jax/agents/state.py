@@ -12,6 +12,7 @@ from typing import Tuple
 import flax
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from vidrl_jax.agents import networks as nets
@@ -108,9 +109,11 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
     a = config.agent
     if a.obs not in ("state", "pixels"):
         raise ConfigError(f"config.agent.obs={a.obs!r}; valid: 'state', 'pixels'")
-    obs_shape = (int(obs_dim),) if a.obs == "state" else tuple(int(d) for d in obs_dim)
-    if a.obs == "pixels" and len(obs_shape) != 3:
+    if a.obs == "pixels" and (np.ndim(obs_dim) != 1 or len(obs_dim) != 3):
         raise ConfigError(f"config.agent.obs='pixels' needs obs_dim (H, W, C), got {obs_dim!r}")
+    if a.obs == "state" and np.ndim(obs_dim) != 0:
+        raise ConfigError(f"config.agent.obs='state' needs an int obs_dim, got {obs_dim!r}")
+    obs_shape = (int(obs_dim),) if a.obs == "state" else tuple(int(d) for d in obs_dim)
     active = reward_terms.active_terms(config.reward)
     use_fb = any(name == "frame" for name, _ in active)
     if use_fb and feature_dim <= 0:

@@ -159,7 +159,7 @@ def make_unfused_step(state, host_replay, seed=0):
 
     def step(state, goal, key):
         idx = rng.integers(0, n, defn.batch_size)
-        batch = {k: v[idx] for k, v in host_replay.items()}
+        batch = jax.device_put({k: v[idx] for k, v in host_replay.items()})  # one transfer
         k_fb, k_sac = jax.random.split(key)
         reward, _, stats, m_r = rewards_fn(state, batch, goal)
         state = state.replace(reward_stats=stats)

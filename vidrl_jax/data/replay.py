@@ -20,7 +20,6 @@ Unsharded (num_devices=None): arrays [N, ...], `add` takes [m, ...].
 A Replay is a pytree (data, size, ptr): checkpoint it with vidrl_jax/utils/checkpoint.py
 so a resumed run keeps its data.
 """
-import functools
 
 import flax
 import jax

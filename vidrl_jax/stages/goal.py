@@ -8,8 +8,10 @@ frame 0 to the encoded first frame (known exactly), decodes. Output:
                   (VAE posterior mean of the decoded goal video), first_frame uint8
                   [H,W,3], task, instruction; all_frames [N,T,H,W,3] when N > 1
   goal_video.gif  the goal video;  strip.png  goal video over a real expert demo
-  metrics.json    diffusion held-out denoising losses + sampling time (merged
-                  into the file, other stages add their keys)
+  metrics.json    diffusion held-out denoising losses (from the diffusion stage's
+                  summary), sampling and compile seconds, MSE of the goal video against
+                  the real first frame / the expert demo (merged into the file: the
+                  reward-quality evaluation adds its keys to the same file)
 """
 import json
 import logging
@@ -45,19 +47,23 @@ def first_frame(config):
 
 
 def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta, scale, key):
-    """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), seconds)."""
+    """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), sampling seconds,
+    compile seconds)."""
     encode = make_encoder(vae_cfg, vae_params)
     first = jnp.repeat(encode(frame[None, None])[:, 0], num, axis=0)       # [N,h,w,C]
     sample = diffusion.make_sampler(model.apply_fn, model.prediction,
                                     (num,) + tuple(model.latent_shape), steps)
+    args = (model.params, model.schedule, model.cond(task, first), key, eta, scale)
     start = time.time()
-    x0 = jax.block_until_ready(sample(model.params, model.schedule, model.cond(task, first),
-                                      key, eta, scale))
+    compiled = sample.lower(*args).compile()
+    compile_seconds = time.time() - start
+    start = time.time()
+    x0 = jax.block_until_ready(compiled(*args))
     seconds = time.time() - start
     z = (x0 / model.latent_scale).at[:, 0].set(first)
     frames = np.asarray(jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))(vae_params, z))
     latents = encode(frames)
-    return frames, latents, seconds
+    return frames, latents, seconds, compile_seconds
 
 
 def expert_demo(demos_dir, task, clip_length):
@@ -86,7 +92,7 @@ def run(config, ctx):
     diff_dir = ctx.stage_output("diffusion")
     model = diffusion.load(diff_dir)
     frame = first_frame(config)
-    frames, latents, seconds = sample_goal_videos(
+    frames, latents, seconds, compile_seconds = sample_goal_videos(
         model, vae_cfg, vae_params, frame, task, int(g.num_videos), int(g.sampling_steps),
         float(g.eta), float(g.guidance_scale), jax.random.PRNGKey(int(g.seed)))
     d = ctx.stage_dir
@@ -110,10 +116,12 @@ def run(config, ctx):
                "diffusion_target_heldout_loss": dsum.get("target_loss"),
                "diffusion_holdout_task": bool(config.diffusion.holdout_task),
                "goal_sampling_seconds": round(seconds, 3),
+               "goal_sampling_compile_seconds": round(compile_seconds, 3),
                "goal_first_frame_mse": first_mse,
                "goal_vs_expert_demo_mse": demo_mse}
     merge_metrics(os.path.join(d, METRICS_FILE), metrics)
     logging.info("goal: %d-frame goal video of %s in %.2fs (%d DDIM steps, scale %.1f)",
                  len(frames[0]), task, seconds, g.sampling_steps, g.guidance_scale)
     return {"frames": int(frames.shape[1]), "sampling_seconds": round(seconds, 3),
+            "sampling_compile_seconds": round(compile_seconds, 3),
             "first_frame_mse": first_mse, "vs_expert_demo_mse": demo_mse}

@@ -112,7 +112,7 @@ def replicate(tree):
     """One copy of `tree` per local device, laid out for pmap."""
     n = jax.local_device_count()
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-    return jax.pmap(lambda x: x)(stacked)
+    return jax.pmap(lambda x: x, axis_name=AXIS)(stacked)  # same mesh as the steps: no recompile
 
 
 def unreplicate(tree):

@@ -122,13 +122,14 @@ def phases(config, lat, val):
 
 
 def init_from(path, unet_cfg, latent_shape):
-    """EMA params of an earlier diffusion stage, checked against this architecture."""
+    """(EMA params, latent scale) of an earlier diffusion stage, checked against this
+    architecture; finetuning keeps the pretrained model's latent scale."""
     model = model_io.load(path)
     if model.unet != unet_cfg or tuple(model.latent_shape) != tuple(latent_shape):
         raise ConfigError(f"diffusion.init_from={path}: its model ({model.unet}, latents "
                           f"{model.latent_shape}) differs from this config ({unet_cfg}, latents "
                           f"{tuple(latent_shape)}); use the same diffusion/vae architecture")
-    return model.params
+    return model.params, model.latent_scale
 
 
 class Evaluator:
@@ -166,21 +167,22 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     plan, evals = phases(config, lat, val)
     latent_shape = lat.latents.shape[1:]
     train_items = np.concatenate([p[1] for p in plan])
-    scale = float(1.0 / max(np.std(lat.latents[train_items]), 1e-6))
-
     text_features = clip_text_features(config.clip.path) if config.clip.path else None
     ucfg = unet_config(config, latent_shape[-1],
                        0 if text_features is None else text_features.shape[1])
     unet3d.log_text_mode(ucfg, config.clip.path)
+    key = jax.random.PRNGKey(config.seed)
+    if d.init_from:
+        params, scale = init_from(d.init_from, ucfg, latent_shape)
+    else:
+        params = unet3d.init_params(ucfg, key, latent_shape)
+        scale = float(1.0 / max(np.std(lat.latents[train_items]), 1e-6))
     model = model_io.DiffusionModel(
         unet=ucfg, params=None, schedule_name=d.schedule, timesteps=int(d.timesteps),
         prediction=d.prediction, latent_scale=scale, latent_shape=tuple(latent_shape),
         clip_length=int(d.clip_length), text_features=text_features)
     apply_fn, schedule = model.apply_fn, make_schedule(d.schedule, int(d.timesteps))
 
-    key = jax.random.PRNGKey(config.seed)
-    params = (init_from(d.init_from, ucfg, latent_shape) if d.init_from
-              else unet3d.init_params(ucfg, key, latent_shape))
     tx = training.make_optimizer(float(d.lr))
     state = training.create_state(params, tx)
     ckpt = CheckpointManager(os.path.join(stage_dir, "checkpoints"), keep=2)
@@ -237,13 +239,13 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
             if step % d.checkpoint_every == 0 or step == total:
                 ckpt.save(step, jax.device_get(unreplicate(state_r)), extra={"phase": name})
                 timing.update(tick=time.time(), **{"from": max(step, start + 1)})
-    steps_per_s = timing["steps"] / timing["time"] if timing["steps"] else float("nan")
+    steps_per_s = round(timing["steps"] / timing["time"], 3) if timing["steps"] else None
     state = jax.device_get(unreplicate(state_r))
     model.params = state["ema"]
     if not eval_metrics:
         eval_metrics = evaluate(step, model.params)
     model_io.save(stage_dir, model)
-    return {"steps": int(step), "steps_per_s": round(steps_per_s, 3),
+    return {"steps": int(step), "steps_per_s": steps_per_s,
             "text_mode": ucfg.text_mode, "train_videos": int(len(train_items)),
             "latent_shape": list(latent_shape), "latent_scale": scale,
             **{f"{k}": round(v, 5) for k, v in eval_metrics.items()}}
