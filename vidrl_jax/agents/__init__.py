@@ -36,13 +36,9 @@ Call sequence (what the agent stage does):
     # 5. act (jitted): obs [B, ...] or [...] -> actions in [-1, 1]
     a = act(state, obs, key, deterministic=False)     # unreplicate(state) first if pmapped
 
-    # checkpoint (AgentState and Replay are flax struct dataclasses; save their state
-    # dicts so the tree paths are plain dict keys):
-    from flax.serialization import to_state_dict, from_state_dict
-    mgr.save(step, {"agent": to_state_dict(state), "replay": to_state_dict(replay)})
-    tree, extra = mgr.restore({"agent": to_state_dict(fresh_state),
-                               "replay": to_state_dict(fresh_replay)})
-    state = from_state_dict(fresh_state, tree["agent"])   # fresh_* from steps 1 and 2
+    # checkpoint: both are pytrees (the static AgentDef is not saved)
+    mgr.save(step, {"agent": state, "replay": replay})
+    tree, extra = mgr.restore({"agent": fresh_state, "replay": fresh_replay})
 
 The state's `defn` (static AgentDef) carries the hyperparameters; everything else is
 arrays, so states can be stacked over seeds and the step vmapped:

@@ -40,6 +40,13 @@ ts = importlib.import_module("vidrl_jax.agents.train_step")
 ACTION_DIM = 4
 OBS_DIM = 39
 ROBOCLIP_FRAMES = 8
+LIKELIHOOD_TIMESTEPS = 8
+
+
+def vae3d_encode_first(vae_cfg, vae_params, frames):
+    """First frames [N,H,W,3] -> VAE posterior-mean latents [N,h,w,C]."""
+    from vidrl_jax.models import vae3d
+    return vae3d.encode(vae_cfg, vae_params, frames[:, None])[0][:, 0]
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -102,6 +109,39 @@ class RewardEncoders:
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         self.latent_dim = int(self.goal["video_latent"].shape[0])
+        self._latent_shape = (cfg.latent_frames(self.clip_len), cfg.latent_size,
+                              cfg.latent_size, cfg.latent_channels)
+        self.likelihood_fn = None
+        if float(config.reward.likelihood):
+            self._init_likelihood(config, ctx, cfg, params)
+
+    def _init_likelihood(self, config, ctx, vae_cfg, vae_params):
+        """VIPER-style term: the diffusion model's ELBO-style likelihood of the window,
+        conditioned on the episode's first frame and the instruction."""
+        from vidrl_jax import diffusion
+        from vidrl_jax.rewards.likelihood import make_likelihood_reward
+
+        model = diffusion.load(ctx.stage_output("diffusion"))
+        if tuple(model.latent_shape) != self._latent_shape:
+            raise ConfigError(
+                f"reward.likelihood: the diffusion model's latent shape "
+                f"{tuple(model.latent_shape)} differs from the reward window's "
+                f"{self._latent_shape}; use the goal video of the same diffusion model")
+        fn = make_likelihood_reward(model, num_timesteps=LIKELIHOOD_TIMESTEPS)
+        task = config.env.task
+        key = jax.random.PRNGKey(0)  # common random numbers: windows stay comparable
+        first = jax.jit(lambda f: vae3d_encode_first(vae_cfg, vae_params, f))
+
+        @jax.jit
+        def score(latents, first_latents):
+            return fn(model.params, latents, model.cond(task, first_latents), key)
+        self.first_latents = first
+        self.likelihood_fn = score
+
+    def likelihood(self, window_latent, first_latents):
+        """[N,D] window embeddings + [N,h,w,C] first-frame latents -> [N] rewards."""
+        lat = jnp.asarray(window_latent).reshape((-1,) + self._latent_shape)
+        return np.asarray(self.likelihood_fn(lat, first_latents))
 
     def _init_roboclip(self, config):
         """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
@@ -282,12 +322,6 @@ class AgentRun:
 
     def __init__(self, config, ctx, envs):
         self.config, self.ctx, self.envs = config, ctx, envs
-        active = dict(reward_terms.active_terms(config.reward))
-        unsupported = [k for k in ("likelihood",) if active.get(k)]
-        if unsupported:
-            raise ConfigError(
-                f"reward.{unsupported[0]} > 0: this reward term is not wired into the agent "
-                f"stage yet (see README, 'Not built yet'); set reward.{unsupported[0]}=0")
         self.encoders = RewardEncoders(config, ctx, needs_vae(config))
         self.learner = Learner(config, self.encoders.feature_dim, self.encoders.latent_dim,
                                reward_terms.extra_columns(config.reward))
@@ -330,6 +364,10 @@ class AgentRun:
         self.windows.reset(info["frame"])
         frames = [info["frame"]]
         latent = self.encoders.window(self.windows.frames)
+        with_likelihood = "likelihood" in self.learner.specs
+        if with_likelihood:
+            first_latents = self.encoders.first_latents(info["frame"])
+            lik = self.encoders.likelihood(latent, first_latents)
         out = []
         for t in range(self.episode_len):
             o = _obs(self.config, obs, info)
@@ -341,8 +379,12 @@ class AgentRun:
             last = t == self.episode_len - 1
             if t % self.stride == 0 or last:
                 latent = self.encoders.window(self.windows.frames)
+                if with_likelihood:
+                    lik = self.encoders.likelihood(latent, first_latents)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi, latent,
                               reward, info["success"], terminated, truncated)
+            if with_likelihood:
+                tr["likelihood"] = lik
             if "roboclip" in self.learner.specs:  # paid once, at the episode's end
                 tr["roboclip"] = (self.encoders.episode_score(np.stack(frames, axis=1))
                                   if last else np.zeros(len(action), np.float32))

@@ -1,0 +1,325 @@
+"""Reward quality of the video-level reward, VAE latents vs raw pixels side by side.
+
+    python -m experiments.eval_reward --workdir=DIR [--task=door-open-v3] [--goal=auto]
+        [--episodes=10] [--noise=auto] [--other_tasks=3] [--window=16] [--stride=4]
+
+Loads the VAE (DIR/autoencoder) and the goal video (DIR/goal/goal_video.npz;
+`--goal=expert` or, with `--goal=auto`, a missing goal stage, uses a fresh
+expert episode of the task resampled to the VAE clip length instead — the
+output says which). Collects fresh episodes (seeds far from the demo seeds):
+expert, uniform random policy, noisy expert (Gaussian action noise, `auto`
+picks the std whose success rate is nearest 1/2 on a state-only calibration
+run) and experts of other tasks. The reward of a window (the last `window`
+frames, the first frame repeated before the episode has that many) is
+cos(E(goal), E(window resampled to the goal length)), with E the flattened VAE
+posterior mean (`vae`) or the flattened pixels (`pixels`); windows end every
+`stride` steps and an episode's score is the mean reward over its windows
+(what the agent's return sums).
+
+Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
+progress = mean over successful expert episodes of Spearman(window end time,
+reward) over windows ending up to the first success; expert of the task vs
+experts of other tasks ROC-AUC. Written to DIR/goal/metrics.json under
+`reward_quality.<task>` (other keys of the file are kept) and printed.
+"""
+import json
+import logging
+import os
+import sys
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from absl import app, flags  # noqa: E402
+
+from vidrl_jax.errors import VidrlError  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Pipeline workdir (needs autoencoder/).")
+_TASK = flags.DEFINE_string("task", None, "Task (default: the goal video's, else env.task).")
+_GOAL = flags.DEFINE_enum("goal", "auto", ["auto", "generated", "expert"],
+                          "Goal video: the goal stage's (generated), an expert demo, or "
+                          "generated if it exists else expert (auto).")
+_EPISODES = flags.DEFINE_integer("episodes", 10, "Episodes per group (noisy: 2x).")
+_NOISE = flags.DEFINE_string("noise", "auto", "Noisy-expert action noise std, or 'auto'.")
+_OTHER = flags.DEFINE_integer("other_tasks", 3, "Number of other tasks whose experts are negatives.")
+_WINDOW = flags.DEFINE_integer("window", None, "Window length W (default config reward.window or 16).")
+_STRIDE = flags.DEFINE_integer("stride", 4, "Steps between window ends.")
+_SEED = flags.DEFINE_integer("seed", 0, "Base seed of the evaluation episodes.")
+
+SEED_BASE = 7_000_000  # evaluation episodes use seeds far from the demo seeds
+NOISE_LADDER = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+DEFAULT_OTHER_TASKS = ("drawer-open-v3", "button-press-topdown-v3", "window-open-v3",
+                       "reach-v3", "push-v3", "door-close-v3", "handle-press-v3")
+
+
+def _read_json(path):
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def env_config_of(workdir):
+    """The env section the VAE was trained with (autoencoder/config.json), as a dict."""
+    env = _read_json(os.path.join(workdir, "autoencoder", "config.json")).get("env")
+    if env is None:
+        from configs.metaworld import get_config
+        env = get_config().env.to_dict()
+        logging.warning("no autoencoder/config.json: using the default env config")
+    return env
+
+
+class EnvCfg(dict):
+    __getattr__ = dict.__getitem__
+
+
+def calibrate_noise(task, env_cfg, seed, episodes=8):
+    """The std in NOISE_LADDER whose expert success rate (state only) is nearest 1/2."""
+    import numpy as np
+
+    from vidrl_jax.envs.experts import expert_policy
+    from vidrl_jax.envs.metaworld_env import make_env_from_config
+    env = make_env_from_config(EnvCfg(env_cfg), task=task, render=False)
+    policy = expert_policy(task)
+    rates = {}
+    for std in NOISE_LADDER:
+        rng = np.random.default_rng([seed, int(std * 1000)])
+        wins = 0
+        for i in range(episodes):
+            obs, _ = env.reset(seed=SEED_BASE + 500_000 + i)
+            for _ in range(env_cfg["max_episode_steps"]):
+                a = np.clip(policy(obs) + rng.normal(0, std, 4), -1, 1)
+                obs, _, term, trunc, info = env.step(a)
+                if info["success"]:
+                    wins += 1
+                    break
+                if term or trunc:
+                    break
+        rates[std] = wins / episodes
+        if rates[std] <= 0.25:
+            break
+    env.close()
+    best = min(rates, key=lambda s: (abs(rates[s] - 0.5), s))
+    return best, rates
+
+
+def collect(task, env_cfg, seeds, kind, noise=0.0, steps_after_success=10):
+    """Episodes (dicts with frames, success) of `kind` in expert | random | noisy."""
+    import numpy as np
+
+    from vidrl_jax.envs.experts import collect_episode, expert_policy
+    from vidrl_jax.envs.metaworld_env import make_env_from_config
+    env = make_env_from_config(EnvCfg(env_cfg), task=task)
+    out = []
+    for s in seeds:
+        if kind == "random":
+            rng = np.random.default_rng(s)
+            policy = lambda obs, rng=rng: rng.uniform(-1, 1, 4).astype(np.float32)  # noqa: E731
+            ep = collect_episode(env, policy, s, steps_after_success=10 ** 9)
+        else:
+            ep = collect_episode(env, expert_policy(task), s, steps_after_success,
+                                 action_noise=noise if kind == "noisy" else 0.0,
+                                 rng=np.random.default_rng([s, 1]))
+        out.append(dict(frames=ep["frames"], success=bool(ep["success"].any()),
+                        first_success=int(np.argmax(ep["success"])) + 1
+                        if ep["success"].any() else None, task=task, seed=s))
+    env.close()
+    return out
+
+
+def windows_of(frames, window, stride):
+    """(end times [N], windows [N, window, H, W, 3]): the last `window` frames before
+    each end time t = stride, 2*stride, ..., L (and L), first frame repeated as padding."""
+    import numpy as np
+    last = len(frames) - 1
+    ends = list(range(stride, last + 1, stride))
+    if not ends or ends[-1] != last:
+        ends.append(last)
+    padded = np.concatenate([np.repeat(frames[:1], window - 1, 0), frames])
+    wins = np.stack([padded[t:t + window] for t in ends])  # padded index t+window-1 = frame t
+    return np.asarray(ends), wins
+
+
+class Scorer:
+    """Window rewards for the `vae` and `pixels` embeddings against one goal video."""
+
+    def __init__(self, cfg, params, goal_frames, window):
+        import functools
+
+        import jax
+        import numpy as np
+
+        from vidrl_jax.models import vae3d
+        from vidrl_jax.rewards.video_level import resample_indices, resample_window
+        t = len(goal_frames)
+        td = cfg.temporal_downsample
+        self.length = t if (t - 1) % td == 0 else 1 + ((t - 1) // td) * td
+        goal = np.asarray(goal_frames)[resample_indices(t, self.length)]
+        self.window = window
+        self._resample = functools.partial(resample_window, length=self.length)
+        self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
+        self.goal = {"vae": np.asarray(self._embed(goal[None]))[0],
+                     "pixels": goal.reshape(-1).astype(np.float32) / 255.0}
+
+    def embed(self, wins, batch=32):
+        import numpy as np
+        wins = self._resample(wins)
+        vae = []
+        for i in range(0, len(wins), batch):
+            chunk = wins[i:i + batch]
+            n = len(chunk)
+            if n < batch:  # one compiled shape
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, 0)])
+            vae.append(np.asarray(self._embed(chunk))[:n])
+        return {"vae": np.concatenate(vae),
+                "pixels": wins.reshape(len(wins), -1).astype(np.float32) / 255.0}
+
+    def rewards(self, frames, stride):
+        """{'vae': [N], 'pixels': [N]} rewards and the window end times [N]."""
+        import numpy as np
+
+        from vidrl_jax.rewards.video_level import video_reward
+        ends, wins = windows_of(frames, self.window, stride)
+        emb = self.embed(wins)
+        return ends, {k: np.asarray(video_reward(self.goal[k], emb[k])) for k in emb}
+
+
+def quality(groups, scores):
+    """The metrics of one reward given per-episode scores; see the module docstring."""
+    import numpy as np
+
+    from vidrl_jax.rewards.quality import mean_spearman, roc_auc
+    ep = {g: [s["mean"] for s in scores[g]] for g in scores}
+    noisy = list(zip(groups["noisy"], scores["noisy"]))
+    out = {
+        "auc_expert_vs_random": roc_auc(ep["expert"], ep["random"]),
+        "auc_noisy_success_vs_fail": roc_auc([s["mean"] for e, s in noisy if e["success"]],
+                                             [s["mean"] for e, s in noisy if not e["success"]]),
+        "auc_expert_vs_other_task_experts": roc_auc(ep["expert"], ep.get("other", [])),
+        "auc_expert_vs_random_final_window": roc_auc(
+            [s["final"] for s in scores["expert"]], [s["final"] for s in scores["random"]]),
+    }
+    prog = []
+    for e, s in zip(groups["expert"], scores["expert"]):
+        if e["success"]:
+            keep = s["ends"] <= e["first_success"]
+            prog.append((s["ends"][keep], s["rewards"][keep]))
+    out["spearman_progress"] = mean_spearman(prog)
+    out["mean_reward"] = {g: float(np.mean(v)) if v else None for g, v in ep.items()}
+    return out
+
+
+def main(argv):
+    del argv
+    import numpy as np
+
+    from vidrl_jax.envs.tasks import check_task
+    from vidrl_jax.errors import StageMissingError
+    from vidrl_jax.models import vae3d
+
+    logging.getLogger().setLevel(logging.INFO)
+    workdir = _WORKDIR.value
+    if not workdir:
+        raise VidrlError("--workdir is required (the pipeline workdir with autoencoder/)")
+    t0 = time.time()
+    cfg, params = vae3d.load(os.path.join(workdir, "autoencoder"))
+    env_cfg = env_config_of(workdir)
+    if env_cfg["size"] != cfg.size:
+        raise VidrlError(f"env.size={env_cfg['size']} but the VAE was trained at {cfg.size}px")
+    goal_path = os.path.join(workdir, "goal", "goal_video.npz")
+    goal_task = None
+    if os.path.exists(goal_path):
+        with np.load(goal_path) as g:
+            goal_task = str(g["task"]) if "task" in g else None
+    task = check_task(_TASK.value or goal_task or env_cfg["task"], "--task")
+    source = _GOAL.value
+    if source == "auto":
+        source = "generated" if os.path.exists(goal_path) and goal_task in (None, task) else "expert"
+        if source == "expert":
+            print(f"note: no generated goal video for {task} in {goal_path} (run the goal "
+                  f"stage); using a real expert demo as the goal instead", file=sys.stderr)
+    if source == "generated":
+        if not os.path.exists(goal_path):
+            raise StageMissingError(f"no goal video at {goal_path}: run the goal stage "
+                                    f"(--stages=goal) or pass --goal=expert")
+        if goal_task not in (None, task):
+            raise VidrlError(f"the goal video is of {goal_task}, not --task={task}; "
+                             f"pass --goal=expert or run the goal stage for {task}")
+        with np.load(goal_path) as g:
+            goal_frames = np.asarray(g["frames"])
+        goal_desc = f"generated goal video {goal_path} ({len(goal_frames)} frames)"
+    else:
+        length = 1 + 4 * cfg.temporal_downsample  # 17 for td=4
+        demo = collect(task, env_cfg, [SEED_BASE + 999_999], "expert")[0]
+        idx = np.round(np.linspace(0, demo["first_success"] or len(demo["frames"]) - 1,
+                                   length)).astype(int)
+        goal_frames = demo["frames"][idx]
+        goal_desc = (f"expert demo (seed {SEED_BASE + 999_999}) from reset to first "
+                     f"success, resampled to {length} frames")
+    window = _WINDOW.value or 16
+    scorer = Scorer(cfg, params, goal_frames, window)
+
+    n, base = _EPISODES.value, SEED_BASE + 1000 * _SEED.value
+    if _NOISE.value == "auto":
+        noise, rates = calibrate_noise(task, env_cfg, _SEED.value)
+        logging.info("noise calibration (std: success rate): %s -> %s", rates, noise)
+    else:
+        noise, rates = float(_NOISE.value), None
+    groups = {
+        "expert": collect(task, env_cfg, range(base, base + n), "expert"),
+        "random": collect(task, env_cfg, range(base + 100, base + 100 + n), "random"),
+        "noisy": collect(task, env_cfg, range(base + 200, base + 200 + 2 * n), "noisy", noise),
+    }
+    others = [t for t in DEFAULT_OTHER_TASKS if t != task][:_OTHER.value]
+    groups["other"] = [ep for j, t in enumerate(others)
+                       for ep in collect(t, env_cfg, range(base + 300 + 10 * j,
+                                                           base + 300 + 10 * j + max(n // 2, 2)),
+                                         "expert")]
+    logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
+                 time.time() - t0)
+    per = {"vae": {}, "pixels": {}}
+    for g, eps in groups.items():
+        for k in per:
+            per[k][g] = []
+        for e in eps:
+            ends, r = scorer.rewards(e["frames"], _STRIDE.value)
+            for k in per:
+                per[k][g].append({"ends": ends, "rewards": r[k], "mean": float(np.mean(r[k])),
+                                  "final": float(r[k][-1])})
+    result = {
+        "task": task,
+        "goal_source": source,
+        "goal": goal_desc,
+        "vae": quality(groups, per["vae"]),
+        "pixels": quality(groups, per["pixels"]),
+        "episodes": {g: len(v) for g, v in groups.items()},
+        "success_rate": {g: float(np.mean([e["success"] for e in v])) for g, v in groups.items()},
+        "noise_std": noise, "noise_calibration": rates,
+        "other_tasks": others,
+        "window": window, "stride": _STRIDE.value, "goal_length": scorer.length,
+        "vae_dir": os.path.join(workdir, "autoencoder"),
+        "holdout_task": _read_json(os.path.join(workdir, "autoencoder", "config.json")).get(
+            "diffusion.holdout_task"),
+        "seconds": round(time.time() - t0, 1),
+    }
+    os.makedirs(os.path.join(workdir, "goal"), exist_ok=True)
+    path = os.path.join(workdir, "goal", "metrics.json")
+    metrics = _read_json(path)
+    metrics.setdefault("reward_quality", {})[task] = result
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(metrics, f, indent=1, default=str)
+    os.replace(tmp, path)
+    print(json.dumps({"reward_quality": {task: result}}, indent=1, default=str))
+
+
+def run_main():
+    try:
+        app.run(main)
+    except VidrlError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run_main()
