@@ -302,6 +302,7 @@ def main(argv):
             "diffusion.holdout_task"),
         "seconds": round(time.time() - t0, 1),
     }
+    result = _no_nan(result)
     os.makedirs(os.path.join(workdir, "goal"), exist_ok=True)
     path = os.path.join(workdir, "goal", "metrics.json")
     metrics = _read_json(path)
@@ -311,6 +312,17 @@ def main(argv):
         json.dump(metrics, f, indent=1, default=str)
     os.replace(tmp, path)
     print(json.dumps({"reward_quality": {task: result}}, indent=1, default=str))
+
+
+def _no_nan(x):
+    """NaN (an undefined metric, e.g. no failed noisy episode) -> None for strict JSON."""
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_nan(v) for v in x]
+    if isinstance(x, float) and x != x:
+        return None
+    return x
 
 
 def run_main():

@@ -1,7 +1,7 @@
 """Bench: the fused agent train step vs an unfused loop vs plain SAC (and a jaxrl-style SAC).
 
-    python -m experiments.bench --what=train_step [--batch=256] [--k=100] [--calls=2]
-        [--single_updates=50] [--replay=10000]
+    python -m experiments.bench --what=train_step [--batch=256] [--k=100] [--calls=1]
+        [--single_updates=50] [--replay=10000] [--rounds=2]
 
 JSON lines, one per measurement:
   {"bench": "train_step", "variant": V, "batch", "k", "updates_per_s", "device"}
@@ -52,15 +52,26 @@ def _device():
     return f"{d.platform}:{getattr(d, 'device_kind', '')} x{jax.local_device_count()}"
 
 
-def _timeit(call, n):
-    """Seconds per call after one warm-up (compile) call; call() returns something to block on."""
-    jax.block_until_ready(call())
+def _time(call, n):
     t = time.perf_counter()
     out = None
     for _ in range(n):
         out = call()
     jax.block_until_ready(out)
     return (time.perf_counter() - t) / n
+
+
+def _best_of(calls, rounds):
+    """calls: [(call, n)]. Warms up every call, then times them interleaved `rounds` times
+    (n calls each); returns the best seconds per call of each (interleaving + best-of
+    keeps a shared, busy machine from favouring one variant)."""
+    for c, _ in calls:
+        jax.block_until_ready(c())
+    best = [float("inf")] * len(calls)
+    for _ in range(rounds):
+        for i, (c, n) in enumerate(calls):
+            best[i] = min(best[i], _time(c, n))
+    return best
 
 
 def _fill(specs, n, seed=0):
@@ -177,10 +188,12 @@ def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--k", type=int, default=100)
-    p.add_argument("--calls", type=int, default=2, help="timed calls of K updates")
+    p.add_argument("--calls", type=int, default=1, help="timed calls of K updates per round")
     p.add_argument("--single_updates", type=int, default=50,
-                   help="timed updates for the one-update-per-call variants")
+                   help="timed updates per round for the one-update-per-call variants")
     p.add_argument("--replay", type=int, default=10_000, help="replay rows filled")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="interleaved timing rounds; the best round of each variant counts")
     args = p.parse_args(argv)
 
     from configs.metaworld import get_config
@@ -215,9 +228,6 @@ def main(argv=None):
             holder["s"], m = step(holder["s"], replay_plain, {}, kk)
             return holder["s"].step
         n = args.single_updates if k == 1 else args.calls
-        ups_plain = k / _timeit(call_plain, n)
-        emit("plain_sac", k, ups_plain)
-
         ref = {"a": jaxrl_init(jax.random.key(0), 39, 4, tuple(cfg.agent.hidden)),
                "key": jax.random.key(1)}
 
@@ -225,7 +235,9 @@ def main(argv=None):
             ref["key"], kk = jax.random.split(ref["key"])
             ref["a"] = jaxrl_steps(ref["a"], replay_plain, kk, k, args.batch)
             return ref["a"][0].step
-        ups_ref = k / _timeit(call_ref, n)
+        t_plain, t_ref = _best_of([(call_plain, n), (call_ref, n)], args.rounds)
+        ups_plain, ups_ref = k / t_plain, k / t_ref
+        emit("plain_sac", k, ups_plain)
         emit("jaxrl_style", k, ups_ref)
         ratios[str(k)] = round(ups_plain / ups_ref, 3)
 
@@ -244,10 +256,6 @@ def main(argv=None):
         holder["key"], kk = jax.random.split(holder["key"])
         holder["s"], m = step(holder["s"], replay, goal, kk)
         return holder["s"].step
-    ups_fused = args.k / _timeit(call_fused, args.calls)
-    emit("fused", args.k, ups_fused)
-    del holder
-
     # ---- unfused: same terms, separate jitted functions, host replay
     state = init_agent_state(defn, jax.random.key(0))
     unfused = make_unfused_step(state, data)
@@ -257,7 +265,12 @@ def main(argv=None):
         h["key"], kk = jax.random.split(h["key"])
         h["s"], m = unfused(h["s"], goal, kk)
         return h["s"].step
-    ups_unfused = 1 / _timeit(call_unfused, args.single_updates)
+    # interleaved rounds: `calls` fused calls (K updates each), then `single_updates`
+    # unfused updates; the best round of each counts
+    t_fused, t_unfused = _best_of([(call_fused, args.calls), (call_unfused, args.single_updates)],
+                                  args.rounds)
+    ups_fused, ups_unfused = args.k / t_fused, 1 / t_unfused
+    emit("fused", args.k, ups_fused)
     emit("unfused", 1, ups_unfused)
 
     bpt = rp.bytes_per_transition(specs)

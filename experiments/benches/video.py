@@ -6,7 +6,8 @@
 Sizes come from configs/metaworld.py:<variant> (vae, diffusion, env.size, goal).
 Inputs are random (uint8 frames for the VAE, Gaussian latents for the UNet; the
 speed does not depend on the values). Each measurement excludes compilation
-(two warm-up calls: a pmapped step fed its own output state compiles again). Prints JSON lines with "bench": "video":
+(two warm-up calls: a pmapped step fed its own output state compiles again).
+Prints JSON lines with "bench": "video":
   autoencoder_train  pmapped VAE train steps/s (vidrl_jax/train/autoencoder.py)
   diffusion_train    pmapped UNet train steps/s
   goal_sampling      seconds for one goal-video batch, DDIM + CFG as one jitted lax.scan
@@ -75,8 +76,10 @@ def main(argv=None):
         _emit(what="autoencoder_train", steps_per_s=round(1 / sec, 3), batch=b,
               clip_length=int(config.vae.clip_length), size=size, **common)
 
-    lat_shape = jax.eval_shape(lambda v: vae3d.encode(vae_cfg, vae3d.init(vae_cfg, jax.random.PRNGKey(0)), v)[0],
-                               jax.ShapeDtypeStruct((1, frames_t, size, size, 3), jnp.uint8)).shape[1:]
+    def encode_shape(video):
+        return vae3d.encode(vae_cfg, vae3d.init(vae_cfg, jax.random.PRNGKey(0)), video)[0]
+    lat_shape = jax.eval_shape(encode_shape, jax.ShapeDtypeStruct(
+        (1, frames_t, size, size, 3), jnp.uint8)).shape[1:]
     ucfg = train_diffusion.unet_config(config, lat_shape[-1])
     params = unet3d.init_params(ucfg, jax.random.PRNGKey(0), lat_shape)
     apply_fn, d = unet3d.make_apply(ucfg), config.diffusion

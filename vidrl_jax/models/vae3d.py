@@ -324,7 +324,7 @@ def init(model_config, key):
     cfg = as_config(model_config)
     video = jnp.zeros((1, 1 + cfg.temporal_downsample, cfg.size, cfg.size, 3), jnp.float32)
     k1, k2 = jax.random.split(key)
-    return VAE(cfg).init(k1, video, k2)["params"]
+    return jax.jit(VAE(cfg).init)(k1, video, k2)["params"]
 
 
 def apply(model_config, params, video, key):

@@ -5,7 +5,8 @@ under a video model trained on experts. For a diffusion model the likelihood is
 bounded by the ELBO; on a fixed grid of K timesteps t_1 < ... < t_K (spacing
 Delta) its data-dependent part is, in x0-space (Kingma et al., 2021),
 
-    -log p(x | c) <= sum_k 0.5 (SNR(t_k - Delta) - SNR(t_k)) ||x - x0_hat(x_{t_k}, t_k, c)||^2 + const
+    -log p(x | c) <= sum_k 0.5 (SNR(t_k - Delta) - SNR(t_k)) ||x - x0_hat(x_{t_k}, t_k, c)||^2
+                     + const
 
 The reward is minus that bound with the weights normalised to sum to one and the
 squared error averaged over latent elements (same ranking, O(1) scale):

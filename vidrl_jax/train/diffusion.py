@@ -63,7 +63,8 @@ def unreplicate(tree):
 def make_batch(lat, scale, text_for_ids, index, num_devices):
     """Host batch for items `index` of LatentSet `lat`, laid out [D, B/D, ...]."""
     b = len(index)
-    batch = {"latents": lat.latents[index] * scale, "text": np.asarray(text_for_ids(lat.task[index])),
+    batch = {"latents": lat.latents[index] * scale,
+             "text": np.asarray(text_for_ids(lat.task[index])),
              "ids": np.arange(b, dtype=np.int32)}
     return jax.tree.map(lambda x: x.reshape((num_devices, b // num_devices) + x.shape[1:]), batch)
 
