@@ -47,7 +47,7 @@ _STRIDE = flags.DEFINE_integer("stride", 4, "Steps between window ends.")
 _SEED = flags.DEFINE_integer("seed", 0, "Base seed of the evaluation episodes.")
 
 SEED_BASE = 7_000_000  # evaluation episodes use seeds far from the demo seeds
-NOISE_LADDER = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+NOISE_LADDER = (0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 DEFAULT_OTHER_TASKS = ("drawer-open-v3", "button-press-topdown-v3", "window-open-v3",
                        "reach-v3", "push-v3", "door-close-v3", "handle-press-v3")
 

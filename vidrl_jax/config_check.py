@@ -27,11 +27,16 @@ def validate(config, num_devices=1):
                   "agent.updates_per_call", "agent.replay_capacity", "seeds"):
         section, _, key = field.rpartition(".")
         _positive((config[section] if section else config)[key], field)
-    levels = 2 ** (len(config.vae.channels) - 1)
-    if config.env.size % levels:
+    down = config.vae.spatial_downsample
+    want = config.vae.get("patch_size", 1) * 2 ** (len(config.vae.channels) - 1)
+    if down != want:
         raise ConfigError(
-            f"env.size={config.env.size} must be divisible by 2**(len(vae.channels)-1)={levels}")
-    latent = config.env.size // levels
+            f"vae.spatial_downsample={down} must be vae.patch_size * 2**(len(vae.channels)-1)"
+            f" = {want}")
+    if config.env.size % down:
+        raise ConfigError(
+            f"env.size={config.env.size} must be divisible by vae.spatial_downsample={down}")
+    latent = config.env.size // down
     unet = 2 ** (len(config.diffusion.channels) - 1)
     if latent % unet:
         raise ConfigError(
