@@ -171,6 +171,7 @@ def _reward():
         window=16,                   # agent window length W (frames)
         video_stride=1,              # pay the video reward every this many steps
         frame_features="vae",        # vae | clip
+        video_centre=False,          # centre embeddings on the episode's still first frame
     ))
 
 

@@ -160,6 +160,11 @@ class Scorer:
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self.goal = {"vae": np.asarray(self._embed(goal[None]))[0],
                      "pixels": goal.reshape(-1).astype(np.float32) / 255.0}
+        # Centred variants: embeddings minus that of the episode's own first frame held
+        # still, so the static scene (which dominates the plain cosine) cancels.
+        static = self.embed(np.repeat(goal[:1], self.length, 0)[None])
+        for k in ("vae", "pixels"):
+            self.goal[k + "_centred"] = self.goal[k] - static[k][0]
 
     def embed(self, wins, batch=32):
         import numpy as np
@@ -181,6 +186,9 @@ class Scorer:
         from vidrl_jax.rewards.video_level import video_reward
         ends, wins = windows_of(frames, self.window, stride)
         emb = self.embed(wins)
+        static = self.embed(np.repeat(frames[:1], self.window, 0)[None])
+        for k in ("vae", "pixels"):
+            emb[k + "_centred"] = emb[k] - static[k][0]
         return ends, {k: np.asarray(video_reward(self.goal[k], emb[k])) for k in emb}
 
 
@@ -277,7 +285,7 @@ def main(argv):
                                          "expert")]
     logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
                  time.time() - t0)
-    per = {"vae": {}, "pixels": {}}
+    per = {k: {} for k in ("vae", "pixels", "vae_centred", "pixels_centred")}
     for g, eps in groups.items():
         for k in per:
             per[k][g] = []
@@ -290,8 +298,7 @@ def main(argv):
         "task": task,
         "goal_source": source,
         "goal": goal_desc,
-        "vae": quality(groups, per["vae"]),
-        "pixels": quality(groups, per["pixels"]),
+        **{k: quality(groups, v) for k, v in per.items()},
         "episodes": {g: len(v) for g, v in groups.items()},
         "success_rate": {g: float(np.mean([e["success"] for e in v])) for g, v in groups.items()},
         "noise_std": noise, "noise_calibration": rates,

@@ -53,6 +53,8 @@ def validate(config, num_devices=1):
                 f"{field}={config[section][key]} must be divisible by the {num_devices} devices")
     _choice(config.reward.env, "reward.env", ("none", "sparse", "dense"))
     _choice(config.agent.obs, "agent.obs", ("state", "pixels"))
+    # (CLIP frame features for FB are not built yet: the VAE encoder is the only φ.)
+    _choice(config.reward.frame_features, "reward.frame_features", ("vae",))
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.clip.prompt_mode, "clip.prompt_mode", ("instruction", "generic", "both"))

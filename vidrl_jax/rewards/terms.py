@@ -24,11 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from vidrl_jax.errors import ConfigError
-
-try:  # the VAE developer's video-level reward, if present
-    from vidrl_jax.rewards.video_level import video_reward as _video_reward
-except ImportError:  # pragma: no cover - fallback until video_level.py lands
-    _video_reward = None
+from vidrl_jax.rewards.video_level import video_reward
 
 # Replay columns a term reads beyond the standard ones (see replay.STANDARD_COLUMNS).
 EXTRA_COLUMNS = {"likelihood": "likelihood", "roboclip": "roboclip"}
@@ -38,16 +34,8 @@ ENV_MODES = ("none", "sparse", "dense")
 STATS_MAX_COUNT = 1e5
 
 
-def cosine(goal, window, eps=1e-8):
-    """cos(goal [D], window [B,D]) -> [B]."""
-    g = goal / jnp.maximum(jnp.linalg.norm(goal), eps)
-    w = window / jnp.maximum(jnp.linalg.norm(window, axis=-1, keepdims=True), eps)
-    return w @ g
-
-
 def _video(params, batch, goal):
-    fn = _video_reward if _video_reward is not None else cosine
-    return fn(goal["video_latent"], batch["window_latent"]).astype(jnp.float32)
+    return video_reward(goal["video_latent"], batch["window_latent"])
 
 
 def _make_frame(defn):

@@ -30,6 +30,7 @@ from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
 from vidrl_jax.errors import ConfigError, VidrlError
 from vidrl_jax.rewards import terms as reward_terms
+from vidrl_jax.rewards.video_level import resample_indices, video_reward
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.video_io import save_gif
@@ -63,11 +64,6 @@ def prefill_actions(seed, env_step, num_envs):
 
 
 # ----------------------------------------------------------------------------- reward inputs
-def resample_indices(length, num):
-    """`num` indices spread evenly over range(length) (first and last included)."""
-    return np.round(np.linspace(0, length - 1, num)).astype(np.int64)
-
-
 class RewardEncoders:
     """The frozen encoders that turn frames into replay columns.
 
@@ -105,7 +101,14 @@ class RewardEncoders:
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self._idx = resample_indices(self.window_len, self.clip_len)
-        self.goal = {"video_latent": self._embed(goal_frames[None])[0],
+        # reward.video_centre: embeddings minus that of their first frame held still
+        # (the static scene dominates the plain cosine; see README, reward quality).
+        self.centre = bool(config.reward.get("video_centre", False))
+        goal_latent = self._embed(goal_frames[None])[0]
+        if self.centre:
+            goal_latent = goal_latent - self._static(goal_frames[None, 0])[0]
+        self._reference = None
+        self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         self.latent_dim = int(self.goal["video_latent"].shape[0])
@@ -176,10 +179,24 @@ class RewardEncoders:
             return np.zeros((len(frames), 0), np.float32)
         return self._phi(frames)
 
+    def _static(self, frames):
+        """Embedding of each frame [N,H,W,3] held still for the goal video's length."""
+        return self._embed(np.repeat(np.asarray(frames)[:, None], self.clip_len, axis=1))
+
+    def start_episode(self, first_frames):
+        """Sets the centring reference of each env to its first frame (if centring)."""
+        if self.latent_dim and self.centre:
+            self._reference = self._static(first_frames)
+
     def window(self, windows):
+        """Window embeddings [N,D] (the VAE posterior mean, flattened)."""
         if not self.latent_dim:
             return np.zeros((len(windows), 0), np.float32)
         return self._embed(windows[:, self._idx])
+
+    def stored(self, window_latent):
+        """What the replay keeps: centred on the episode's first frame if configured."""
+        return window_latent - self._reference if self.centre else window_latent
 
 
 class FrameWindows:
@@ -362,6 +379,7 @@ class AgentRun:
         reset_seeds = sum((env_seeds(s, episode, e, seeds_offset) for s in lr.seeds), [])
         obs, info = self.envs.reset(seed=reset_seeds)
         self.windows.reset(info["frame"])
+        self.encoders.start_episode(info["frame"])
         frames = [info["frame"]]
         latent = self.encoders.window(self.windows.frames)
         with_likelihood = "likelihood" in self.learner.specs
@@ -381,7 +399,8 @@ class AgentRun:
                 latent = self.encoders.window(self.windows.frames)
                 if with_likelihood:
                     lik = self.encoders.likelihood(latent, first_latents)
-            tr = _transitions(o, action, _obs(self.config, next_obs, info), phi, latent,
+            tr = _transitions(o, action, _obs(self.config, next_obs, info), phi,
+                              self.encoders.stored(latent),
                               reward, info["success"], terminated, truncated)
             if with_likelihood:
                 tr["likelihood"] = lik
@@ -455,7 +474,7 @@ class AgentRun:
     def _eval_terms(self, tr):
         out = {"env_dense": tr["reward"], "env_sparse": tr["success"]}
         if self.encoders.latent_dim:
-            out["video"] = np.asarray(reward_terms.cosine(
+            out["video"] = np.asarray(video_reward(
                 self.encoders.goal["video_latent"], jnp.asarray(tr["window_latent"])))
         out.update(self.learner.reward_terms(tr, self.encoders.goal))
         return out
