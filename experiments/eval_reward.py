@@ -30,9 +30,10 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 
 from vidrl_jax.errors import VidrlError  # noqa: E402
+from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Pipeline workdir (needs autoencoder/).")
 _TASK = flags.DEFINE_string("task", None, "Task (default: the goal video's, else env.task).")
@@ -332,13 +333,5 @@ def _no_nan(x):
     return x
 
 
-def run_main():
-    try:
-        app.run(main)
-    except VidrlError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    run_main()
+    run_absl_main(main)

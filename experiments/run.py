@@ -9,14 +9,13 @@ stage output, corrupt checkpoint) exit with status 2 and a one-line message.
 """
 import logging
 import os
-import sys
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from absl import app, flags  # noqa: E402
+from absl import flags  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from vidrl_jax.errors import VidrlError  # noqa: E402
+from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/metaworld.py", "Config file, optionally with :VARIANTS.",
@@ -53,14 +52,5 @@ def main(argv):
         logging.info("%s: %s", name, summary)
 
 
-def run_main():
-    """app.run with user errors reported as one line (exit 2), no traceback."""
-    try:
-        app.run(main)
-    except VidrlError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 if __name__ == "__main__":
-    run_main()
+    run_absl_main(main)

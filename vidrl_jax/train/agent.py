@@ -28,7 +28,7 @@ import numpy as np
 
 from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
-from vidrl_jax.errors import ConfigError, VidrlError
+from vidrl_jax.errors import ConfigError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import resample_indices, video_reward
 from vidrl_jax.utils.checkpoint import CheckpointManager
