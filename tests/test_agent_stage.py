@@ -106,3 +106,26 @@ def test_vmapped_seeds_equal_separate_single_seed_learners():
         for a, b in zip(jax.tree.leaves(single.state),
                         jax.tree.leaves(jax.tree.map(lambda x: x[s], stacked.state))):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=2e-5)
+
+
+def test_pmap_layout_survives_a_kill(tmp_path, monkeypatch):
+    """2 envs on 2 devices: one agent, replay sharded, state replicated; resumes."""
+    config = tiny_config("dense")
+    config.env.num_workers = 2
+    config.agent.total_steps = 100
+    original = agent_loop.AgentRun.train_episode
+    calls = []
+
+    def dies_once(self, bar):
+        if len(calls) == 1:
+            calls.append("killed")
+            raise KeyboardInterrupt
+        calls.append(1)
+        return original(self, bar)
+    monkeypatch.setattr(agent_loop.AgentRun, "train_episode", dies_once)
+    with pytest.raises(KeyboardInterrupt):
+        stages.run_pipeline(config, str(tmp_path), stages=["agent"])
+    stages.run_pipeline(config, str(tmp_path), stages=["agent"])
+    r = _results(str(tmp_path))
+    assert r["layout"] == "pmap" and r["env_steps"] == 100
+    assert r["updates"] > 0 and np.isfinite(r["final_returns"]["env_dense"]).all()

@@ -77,6 +77,10 @@ class RewardEncoders:
         self.window_len = int(config.reward.window)
         self.goal_frames = None
         self.clip = None
+        # reward.video_centre: embeddings minus that of their first frame held still
+        # (the static scene dominates the plain cosine; see README, reward quality).
+        self.centre = bool(config.reward.get("video_centre", False)) and needs_vae
+        self._reference = None
         if float(config.reward.roboclip):
             self._init_roboclip(config)
         if not needs_vae:
@@ -101,13 +105,9 @@ class RewardEncoders:
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self._idx = resample_indices(self.window_len, self.clip_len)
-        # reward.video_centre: embeddings minus that of their first frame held still
-        # (the static scene dominates the plain cosine; see README, reward quality).
-        self.centre = bool(config.reward.get("video_centre", False))
         goal_latent = self._embed(goal_frames[None])[0]
         if self.centre:
             goal_latent = goal_latent - self._static(goal_frames[None, 0])[0]
-        self._reference = None
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
