@@ -1,0 +1,44 @@
+"""Sweeps: grid cells, their commands, shared stages built once, the summary table."""
+import types
+
+from configs import metaworld
+from experiments import sweep
+from vidrl_jax import stages
+
+
+def test_cells_and_commands():
+    grid = sweep.parse_grid(["reward=sparse,genreward", "env.task=door-open-v3,drawer-open-v3"])
+    cells = list(sweep.cells(grid))
+    assert len(cells) == 4
+    cmd = sweep.cell_command("configs/metaworld.py:smoke", cells[1], ["seeds=3"], "W/c", "W/shared")
+    assert "--config=configs/metaworld.py:smoke,sparse" in cmd
+    assert "--config.env.task=drawer-open-v3" in cmd and "--config.seeds=3" in cmd
+    assert "--shared_dir=W/shared" in cmd
+    assert sweep.cell_name(cells[1]) == "reward=sparse_task=drawer-open-v3"
+
+
+def test_shared_stages_are_built_once_across_cells(tmp_path, monkeypatch):
+    calls = []
+
+    def fake(name):
+        depends = ("env",) if name == "demos" else ("env", "reward")
+        return types.SimpleNamespace(DEPENDS=depends,
+                                     run=lambda config, ctx: calls.append((name, ctx.stage_dir)))
+    monkeypatch.setattr(stages, "stage_module", fake)
+    shared = str(tmp_path / "shared")
+    for variant in ("sparse", "dense"):
+        c = metaworld.get_config(f"smoke,{variant}")
+        stages.run_pipeline(c, str(tmp_path / variant), stages=["demos", "agent"],
+                            shared_dir=shared)
+    assert [n for n, _ in calls] == ["demos", "agent", "agent"]  # demos reused by cell 2
+    assert (tmp_path / "dense" / "demos").is_symlink()
+    assert stages.is_done(str(tmp_path / "dense" / "demos"))
+
+
+def test_summary_table():
+    r = {"seeds": [0, 1], "final_success_mean": 0.5, "final_success_std": 0.5,
+         "best_success_mean": 1.0, "best_success_std": 0.0, "env_steps": 100,
+         "wall_time_s": 12.0}
+    md, csv = sweep.summarize([([("reward", "sparse")], r)])
+    assert "| reward=sparse | 2 | 0.50 ± 0.50 | 1.00 ± 0.00 | 100 | 12 |" in md
+    assert csv.splitlines()[1].startswith("reward=sparse,2,")
