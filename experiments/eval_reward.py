@@ -169,15 +169,9 @@ class Scorer:
 
     def embed(self, wins, batch=32):
         import numpy as np
+        from vidrl_jax.utils.batching import map_fixed_batches
         wins = self._resample(wins)
-        vae = []
-        for i in range(0, len(wins), batch):
-            chunk = wins[i:i + batch]
-            n = len(chunk)
-            if n < batch:  # one compiled shape
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - n, 0)])
-            vae.append(np.asarray(self._embed(chunk))[:n])
-        return {"vae": np.concatenate(vae),
+        return {"vae": map_fixed_batches(self._embed, wins, batch),
                 "pixels": wins.reshape(len(wins), -1).astype(np.float32) / 255.0}
 
     def rewards(self, frames, stride):

@@ -18,6 +18,7 @@ import numpy as np
 from vidrl_jax.envs.tasks import TASKS
 from vidrl_jax.errors import VidrlError
 from vidrl_jax.models import vae3d
+from vidrl_jax.utils.batching import map_fixed_batches
 
 
 def clip_indices(num_frames, success, clip_length, rng=None):
@@ -68,14 +69,7 @@ def make_encoder(vae_cfg, vae_params):
 
 def encode_videos(encoder, videos, batch_size):
     """uint8 [N,T,H,W,3] -> latents, in fixed-size batches (one compile)."""
-    out = []
-    for i in range(0, len(videos), batch_size):
-        chunk = videos[i:i + batch_size]
-        real = len(chunk)
-        if real < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
-        out.append(encoder(chunk)[:real])
-    return np.concatenate(out).astype(np.float32)
+    return map_fixed_batches(encoder, videos, batch_size).astype(np.float32)
 
 
 def build_latent_set(episodes, encoder, clip_length, views, seed, batch_size=16):

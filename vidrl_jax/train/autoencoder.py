@@ -20,6 +20,7 @@ import numpy as np
 import optax
 
 from vidrl_jax.models import vae3d
+from vidrl_jax.utils.batching import map_fixed_batches
 
 AXIS = "devices"
 
@@ -173,14 +174,9 @@ class ClipSampler:
 
 def evaluate(p_eval, params_r, clips, batch_size, num_devices):
     """Held-out reconstruction: {"mse", "psnr" (of the mean MSE), "psnr_clip_mean"}."""
-    errs = []
-    for i in range(0, len(clips), batch_size):
-        chunk = clips[i:i + batch_size]
-        real = len(chunk)
-        if real < batch_size:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - real, 0)])
-        errs.append(np.asarray(p_eval(params_r, shard(chunk, num_devices))).reshape(-1)[:real])
-    errs = np.concatenate(errs)
+    errs = map_fixed_batches(
+        lambda chunk: np.asarray(p_eval(params_r, shard(chunk, num_devices))).reshape(-1),
+        clips, batch_size)
     mse = float(np.mean(errs))
     return {"mse": mse, "psnr": float(-10 * np.log10(max(mse, 1e-10))),
             "psnr_clip_mean": float(np.mean(-10 * np.log10(np.maximum(errs, 1e-10)))),
