@@ -86,6 +86,27 @@ def test_pipeline_caches_refuses_foreign_config_and_forces(tmp_path, monkeypatch
     assert open(tmp_path / "demos" / "out.txt").read() == "drawer-open-v3"
 
 
+def test_video_models_are_shared_across_target_tasks():
+    """A sweep over env.task reuses demos and video models unless the task changes them."""
+    def keys(**over):
+        c = metaworld.get_config()
+        for k, v in over.items():
+            section, field = k.split("__")
+            c[section][field] = v
+        return {name: stages.stage_config(c, stages.stage_depends(stages.stage_module(name), c))
+                for name in ("demos", "autoencoder", "diffusion", "goal")}
+
+    door, drawer = keys(env__task="door-open-v3"), keys(env__task="drawer-open-v3")
+    for name in ("demos", "autoencoder", "diffusion"):
+        assert door[name] == drawer[name], name
+    assert door["goal"] != drawer["goal"]
+    assert keys(env__num_workers=7)["diffusion"] == door["diffusion"]
+    assert keys(env__size=48)["demos"] != door["demos"]
+    held = keys(env__task="drawer-open-v3", diffusion__holdout_task=True)
+    assert held["autoencoder"] != keys(diffusion__holdout_task=True)["autoencoder"]
+    assert keys(env__task="coffee-push-v3")["demos"] != door["demos"]  # adds a demo task
+
+
 def test_unfinished_stage_resumes_in_place(tmp_path, monkeypatch):
     calls = []
     fake = _fake_stage(calls)

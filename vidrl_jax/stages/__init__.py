@@ -2,8 +2,13 @@
 
 A stage is a module `vidrl_jax.stages.<name>` with
 
-    DEPENDS = ("env", "demos", ...)   # config sections that define its output
+    DEPENDS = ("env", "demos", ...)   # config sections/fields that define its output,
+    def depends(config) -> tuple      # or these keys computed from the config
     def run(config, ctx) -> dict      # JSON-able summary
+
+Stages before `goal` are task-free (`TASK_FREE_ENV`): a sweep over `env.task`
+reuses one set of demos and video models, unless the target task changes their
+training (held-out-task mode, finetuning, a task outside `demos.tasks`).
 
 `run_pipeline` writes `<stage_dir>/config.json` (the DEPENDS part of the config)
 before a stage starts and `<stage_dir>/summary.json` when it finishes. A
@@ -35,8 +40,24 @@ def stage_module(name):
     return importlib.import_module(f"vidrl_jax.stages.{name}")
 
 
+# The env fields that change rendered frames (not env.task or env.num_workers).
+TASK_FREE_ENV = tuple(f"env.{k}" for k in ("size", "camera", "fast_render", "action_repeat",
+                                           "max_episode_steps"))
+
+
+def uses_target_task(config):
+    """Whether env.task changes what the demos and video models are trained on."""
+    return bool(config.diffusion.holdout_task or config.diffusion.finetune_steps
+                or config.env.task not in config.demos.tasks)
+
+
+def stage_depends(module, config):
+    """The config keys that define `module`'s output (its `depends(config)` if any)."""
+    return tuple(module.depends(config)) if hasattr(module, "depends") else module.DEPENDS
+
+
 def stage_config(config, depends):
-    """The JSON-able part of `config` named by `depends` (sections or top-level fields)."""
+    """The JSON-able part of `config` named by `depends` (sections or dotted fields)."""
     out = {}
     for key in depends:
         value = config[key]
@@ -77,7 +98,7 @@ class StageContext:
 def check_stage_dir(config, workdir, name, force=False):
     """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config."""
     stage_dir = os.path.join(workdir, name)
-    want = stage_config(config, stage_module(name).DEPENDS)
+    want = stage_config(config, stage_depends(stage_module(name), config))
     path = os.path.join(stage_dir, CONFIG_FILE)
     if not os.path.exists(path):
         return "new"
@@ -112,7 +133,7 @@ def link_shared_stage(config, workdir, name, shared_dir):
     Runs whose stage configs agree (a sweep over agent settings) then build each
     shared stage once and reuse it.
     """
-    key = json.dumps(stage_config(config, stage_module(name).DEPENDS), sort_keys=True)
+    key = json.dumps(stage_config(config, stage_depends(stage_module(name), config)), sort_keys=True)
     target = os.path.abspath(os.path.join(
         shared_dir, f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"))
     os.makedirs(target, exist_ok=True)
@@ -153,7 +174,7 @@ def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
             os.makedirs(stage_dir, exist_ok=True)
             module = stage_module(name)
             _write_json(os.path.join(stage_dir, CONFIG_FILE),
-                        stage_config(config, module.DEPENDS))
+                        stage_config(config, stage_depends(module, config)))
             logging.info("stage %s: %s in %s", name,
                          "resuming" if state == "resume" else "running", stage_dir)
             start = time.time()

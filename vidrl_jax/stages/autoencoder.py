@@ -19,7 +19,11 @@ from vidrl_jax.errors import VidrlError
 from vidrl_jax.models import vae3d
 from vidrl_jax.train import autoencoder as ae
 
-DEPENDS = ("seed", "env", "demos", "vae", "diffusion.holdout_task")
+def depends(config):
+    """Task-free unless env.task changes the training set (see stages.uses_target_task)."""
+    from vidrl_jax.stages import TASK_FREE_ENV, uses_target_task
+    extra = ("env.task",) if uses_target_task(config) else ()
+    return ("seed",) + TASK_FREE_ENV + ("demos", "vae", "diffusion.holdout_task") + extra
 
 
 def train_tasks(config, demo_tasks):

@@ -25,7 +25,11 @@ import numpy as np
 from vidrl_jax.data import shards
 from vidrl_jax.envs.tasks import check_task
 
-DEPENDS = ("env", "demos")
+def depends(config):
+    """Task-free unless env.task adds a task to demos.tasks."""
+    from vidrl_jax.stages import TASK_FREE_ENV
+    extra = ("env.task",) if config.env.task not in config.demos.tasks else ()
+    return TASK_FREE_ENV + ("demos",) + extra
 
 
 def episode_seed(base_seed, task, index):

@@ -8,7 +8,12 @@ See `vidrl_jax.train.diffusion` for pretraining / finetuning / held-out-task mod
 from vidrl_jax.models import vae3d
 from vidrl_jax.train import diffusion as train_diffusion
 
-DEPENDS = ("env", "demos", "vae", "diffusion", "clip")
+def depends(config):
+    """Task-free unless env.task changes the training set (see stages.uses_target_task);
+    then its summary's `target_*` figures are those of the first task it ran for."""
+    from vidrl_jax.stages import TASK_FREE_ENV, uses_target_task
+    extra = ("env.task",) if uses_target_task(config) else ()
+    return TASK_FREE_ENV + ("demos", "vae", "diffusion", "clip") + extra
 
 
 def run(config, ctx):
