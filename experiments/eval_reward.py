@@ -9,12 +9,17 @@ expert episode of the task resampled to the VAE clip length instead — the
 output says which). Collects fresh episodes (seeds far from the demo seeds):
 expert, uniform random policy, noisy expert (Gaussian action noise, `auto`
 picks the std whose success rate is nearest 1/2 on a state-only calibration
-run) and experts of other tasks. The reward of a window (the last `window`
-frames, the first frame repeated before the episode has that many) is
-cos(E(goal), E(window resampled to the goal length)), with E the flattened VAE
-posterior mean (`vae`) or the flattened pixels (`pixels`); windows end every
-`stride` steps and an episode's score is the mean reward over its windows
-(what the agent's return sums).
+run) and experts of other tasks. Every `stride` steps the agent's video (the
+episode so far, or its last `window` frames; vidrl_jax/rewards/video_level.py)
+resampled to the goal length is scored against the goal video, with E the
+flattened VAE posterior mean (`vae`) or the flattened pixels (`pixels`):
+  cosine            cos(E(video), E(goal))                       (GenReward's)
+  centred_cosine    the same after subtracting, from each, E of its first frame
+                    held still (the static scene cancels)
+  centred_distance  -|centred E(video) - centred E(goal)| / |centred E(goal)|
+An episode's score is the mean reward over its windows (what the agent's return
+sums). Results are keyed `<vae|pixels>/<episode|last>/<reward>`; `configured`
+names the one the default config pays.
 
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,
@@ -128,21 +133,34 @@ def collect(task, env_cfg, seeds, kind, noise=0.0, steps_after_success=10):
     return out
 
 
-def windows_of(frames, window, stride):
-    """(end times [N], windows [N, window, H, W, 3]): the last `window` frames before
-    each end time t = stride, 2*stride, ..., L (and L), first frame repeated as padding."""
+def windows_of(frames, mode, window, length, stride):
+    """(end times [N], agent videos [N, length, H, W, 3]) at t = stride, 2*stride, ..., L
+    (and L); `mode` and `window` as reward.video_window / reward.window."""
     import numpy as np
+
+    from vidrl_jax.rewards.video_level import agent_video_indices
     last = len(frames) - 1
     ends = list(range(stride, last + 1, stride))
     if not ends or ends[-1] != last:
         ends.append(last)
-    padded = np.concatenate([np.repeat(frames[:1], window - 1, 0), frames])
-    wins = np.stack([padded[t:t + window] for t in ends])  # padded index t+window-1 = frame t
+    wins = np.stack([frames[agent_video_indices(mode, t, window, length)] for t in ends])
     return np.asarray(ends), wins
 
 
+REWARDS = ("cosine", "centred_cosine", "centred_distance")
+MODES = ("episode", "last")
+
+
+def configured_key():
+    """The result key of the reward the default config pays."""
+    from configs.metaworld import get_config
+    r = get_config().reward
+    kind = ("centred_" if r.video_centre else "") + r.video_metric
+    return f"vae/{r.video_window}/{kind}"
+
+
 class Scorer:
-    """Window rewards for the `vae` and `pixels` embeddings against one goal video."""
+    """Rewards of the `vae` and `pixels` embeddings against one goal video."""
 
     def __init__(self, cfg, params, goal_frames, window):
         import functools
@@ -151,40 +169,43 @@ class Scorer:
         import numpy as np
 
         from vidrl_jax.models import vae3d
-        from vidrl_jax.rewards.video_level import resample_indices, resample_window
+        from vidrl_jax.rewards.video_level import resample_indices
         t = len(goal_frames)
         td = cfg.temporal_downsample
         self.length = t if (t - 1) % td == 0 else 1 + ((t - 1) // td) * td
         goal = np.asarray(goal_frames)[resample_indices(t, self.length)]
         self.window = window
-        self._resample = functools.partial(resample_window, length=self.length)
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
-        self.goal = {"vae": np.asarray(self._embed(goal[None]))[0],
-                     "pixels": goal.reshape(-1).astype(np.float32) / 255.0}
-        # Centred variants: embeddings minus that of the episode's own first frame held
-        # still, so the static scene (which dominates the plain cosine) cancels.
-        static = self.embed(np.repeat(goal[:1], self.length, 0)[None])
-        for k in ("vae", "pixels"):
-            self.goal[k + "_centred"] = self.goal[k] - static[k][0]
+        self.goal, self.goal_static = self.embed(goal[None]), self.static(goal[0])
 
-    def embed(self, wins, batch=32):
+    def embed(self, videos, batch=32):
+        """{'vae': [N, D], 'pixels': [N, T*H*W*3]} of videos [N, T, H, W, 3]."""
         import numpy as np
         from vidrl_jax.utils.batching import map_fixed_batches
-        wins = self._resample(wins)
-        return {"vae": map_fixed_batches(self._embed, wins, batch),
-                "pixels": wins.reshape(len(wins), -1).astype(np.float32) / 255.0}
+        return {"vae": np.asarray(map_fixed_batches(self._embed, videos, batch)),
+                "pixels": videos.reshape(len(videos), -1).astype(np.float32) / 255.0}
+
+    def static(self, frame):
+        """Embeddings of `frame` [H, W, 3] held still for the goal length."""
+        import numpy as np
+        return self.embed(np.repeat(frame[None, None], self.length, axis=1))
 
     def rewards(self, frames, stride):
-        """{'vae': [N], 'pixels': [N]} rewards and the window end times [N]."""
+        """Window end times [N] and {'<emb>/<mode>/<reward>': [N]} (see module docstring)."""
         import numpy as np
 
         from vidrl_jax.rewards.video_level import video_reward
-        ends, wins = windows_of(frames, self.window, stride)
-        emb = self.embed(wins)
-        static = self.embed(np.repeat(frames[:1], self.window, 0)[None])
-        for k in ("vae", "pixels"):
-            emb[k + "_centred"] = emb[k] - static[k][0]
-        return ends, {k: np.asarray(video_reward(self.goal[k], emb[k])) for k in emb}
+        static, out = self.static(frames[0]), {}
+        for mode in MODES:
+            ends, wins = windows_of(frames, mode, self.window, self.length, stride)
+            emb = self.embed(wins)
+            for k in ("vae", "pixels"):
+                g, gc = self.goal[k][0], self.goal[k][0] - self.goal_static[k][0]
+                w, wc = emb[k], emb[k] - static[k]
+                out[f"{k}/{mode}/cosine"] = video_reward(g, w, "cosine")
+                out[f"{k}/{mode}/centred_cosine"] = video_reward(gc, wc, "cosine")
+                out[f"{k}/{mode}/centred_distance"] = video_reward(gc, wc, "distance")
+        return ends, {k: np.asarray(v) for k, v in out.items()}
 
 
 def quality(groups, scores):
@@ -280,20 +301,19 @@ def main(argv):
                                          "expert")]
     logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
                  time.time() - t0)
-    per = {k: {} for k in ("vae", "pixels", "vae_centred", "pixels_centred")}
+    per = {}
     for g, eps in groups.items():
-        for k in per:
-            per[k][g] = []
         for e in eps:
             ends, r = scorer.rewards(e["frames"], _STRIDE.value)
-            for k in per:
-                per[k][g].append({"ends": ends, "rewards": r[k], "mean": float(np.mean(r[k])),
-                                  "final": float(r[k][-1])})
+            for k, v in r.items():
+                per.setdefault(k, {}).setdefault(g, []).append(
+                    {"ends": ends, "rewards": v, "mean": float(np.mean(v)), "final": float(v[-1])})
     result = {
         "task": task,
         "goal_source": source,
         "goal": goal_desc,
-        **{k: quality(groups, v) for k, v in per.items()},
+        "configured": configured_key(),
+        "rewards": {k: quality(groups, v) for k, v in per.items()},
         "episodes": {g: len(v) for g, v in groups.items()},
         "success_rate": {g: float(np.mean([e["success"] for e in v])) for g, v in groups.items()},
         "noise_std": noise, "noise_calibration": rates,
@@ -313,7 +333,22 @@ def main(argv):
     with open(tmp, "w") as f:
         json.dump(metrics, f, indent=1, default=str)
     os.replace(tmp, path)
-    print(json.dumps({"reward_quality": {task: result}}, indent=1, default=str))
+    print(format_table(result))
+    print(f"full results: {path} (reward_quality.{task})")
+
+
+def format_table(result):
+    """A Markdown table of the headline metrics of every reward in `result`."""
+    cols = ("auc_expert_vs_random", "auc_noisy_success_vs_fail", "spearman_progress",
+            "auc_expert_vs_other_task_experts")
+    fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    lines = [f"{result['task']}, goal: {result['goal']}",
+             "| reward | expert/random AUC | noisy succ/fail AUC | progress Spearman "
+             "| expert/other-task AUC |", "|---|---|---|---|---|"]
+    for key, q in result["rewards"].items():
+        mark = " (configured)" if key == result["configured"] else ""
+        lines.append(f"| {key}{mark} | " + " | ".join(fmt(q[c]) for c in cols) + " |")
+    return "\n".join(lines)
 
 
 def _no_nan(x):

@@ -1,10 +1,12 @@
 """Reward-quality statistics and the video-level reward."""
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import stats
 
 from vidrl_jax.rewards import quality
-from vidrl_jax.rewards.video_level import resample_indices, resample_window, video_reward
+from vidrl_jax.rewards.video_level import (agent_video_indices, resample_indices, resample_window,
+                                           video_reward)
 
 
 def test_roc_auc():
@@ -39,3 +41,47 @@ def test_video_reward_and_resampling():
     out = resample_window(frames[None], 17)
     assert out.shape == (1, 17, 2, 2, 3)
     assert out[0, 0, 0, 0, 0] == 0 and out[0, -1, 0, 0, 0] == 15
+    # distance: 0 at the goal, -1 for a video with no change (centred embedding 0)
+    np.testing.assert_allclose(video_reward(g, jnp.array([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0]]),
+                                            "distance"), [0, -1, -1], atol=1e-6)
+    with pytest.raises(ValueError, match="video_metric"):
+        video_reward(g, w, "l1")
+
+
+def test_agent_video_indices():
+    # episode: frames 0..t resampled to the goal length, first and last kept
+    assert list(agent_video_indices("episode", 0, 4, 3)) == [0, 0, 0]
+    assert list(agent_video_indices("episode", 10, 4, 3)) == [0, 5, 10]
+    # last: the last W frames, frame 0 repeated before the episode has W frames
+    assert list(agent_video_indices("last", 1, 4, 4)) == [0, 0, 0, 1]
+    assert list(agent_video_indices("last", 20, 4, 4)) == [17, 18, 19, 20]
+    with pytest.raises(ValueError, match="video_window"):
+        agent_video_indices("all", 3, 4, 4)
+
+
+def test_eval_reward_scorer_goal_episode_scores_best():
+    """The episode that is the goal video scores 0 distance / cosine 1 at its end;
+    an episode where nothing moves scores -1 distance throughout."""
+    import jax
+
+    from experiments import eval_reward
+    from vidrl_jax.models import vae3d
+    cfg = vae3d.VAEConfig(channels=(4, 8), latent_channels=2, patch_size=2,
+                          spatial_downsample=4, temporal_downsample=4, size=8)
+    params = vae3d.init(cfg, jax.random.PRNGKey(0))
+    frames = np.zeros((21, 8, 8, 3), np.uint8)
+    for t in range(21):  # a bright square sliding right
+        frames[t, 2:5, t % 6:t % 6 + 3] = 255
+    goal = frames[resample_indices(21, 9)]
+    scorer = eval_reward.Scorer(cfg, params, goal, window=8)
+    ends, r = scorer.rewards(frames, stride=5)
+    assert list(ends) == [5, 10, 15, 20]
+    assert {k.split("/")[1] for k in r} == {"episode", "last"}
+    for emb in ("vae", "pixels"):
+        np.testing.assert_allclose(r[f"{emb}/episode/centred_distance"][-1], 0.0, atol=1e-5)
+        np.testing.assert_allclose(r[f"{emb}/episode/cosine"][-1], 1.0, atol=1e-5)
+        assert r[f"{emb}/episode/centred_distance"][0] < -0.1
+    _, still = scorer.rewards(np.repeat(frames[:1], 21, axis=0), stride=5)
+    for emb in ("vae", "pixels"):
+        np.testing.assert_allclose(still[f"{emb}/episode/centred_distance"], -1.0, atol=1e-5)
+    assert eval_reward.configured_key() in r

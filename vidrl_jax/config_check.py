@@ -1,6 +1,7 @@
 """Validation of a whole config before any work starts: clear errors naming the field."""
 from vidrl_jax.envs.tasks import check_task
 from vidrl_jax.errors import ConfigError
+from vidrl_jax.rewards import video_level
 
 CAMERAS = ("corner", "corner2", "corner3", "topview", "behindGripper", "gripperPOV")
 
@@ -53,6 +54,8 @@ def validate(config, num_devices=1):
                 f"{field}={config[section][key]} must be divisible by the {num_devices} devices")
     _choice(config.reward.env, "reward.env", ("none", "sparse", "dense"))
     _choice(config.agent.obs, "agent.obs", ("state", "pixels"))
+    _choice(config.reward.video_window, "reward.video_window", video_level.WINDOW_MODES)
+    _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
     # (CLIP frame features for FB are not built yet: the VAE encoder is the only φ.)
     _choice(config.reward.frame_features, "reward.frame_features", ("vae",))
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))

@@ -51,6 +51,7 @@ class AgentDef:
     # Rewards: ((name, weight), ...) of the active terms; see vidrl_jax/rewards/terms.py
     reward_terms: Tuple[Tuple[str, float], ...] = (("env_dense", 1.0),)
     reward_normalize: bool = False
+    video_metric: str = "cosine"     # see vidrl_jax/rewards/video_level.py
 
     @property
     def pixels(self):
@@ -136,7 +137,8 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
         ortho_weight=float(fb.ortho_weight), z_mix_ratio=float(fb.z_mix_ratio),
         fb_actor_noise=float(fb.get("actor_noise", 0.2)),
         fb_actor_noise_clip=float(fb.get("actor_noise_clip", 0.3)),
-        reward_terms=tuple(active), reward_normalize=bool(config.reward.normalize))
+        reward_terms=tuple(active), reward_normalize=bool(config.reward.normalize),
+        video_metric=str(config.reward.get("video_metric", "cosine")))
 
 
 def init_agent_state(defn, key):

@@ -10,7 +10,7 @@ Terms that need networks take the static AgentDef via `make_terms(defn)`.
 
   env_sparse  batch["success"] as 0/1
   env_dense   batch["reward"] (Meta-World dense reward)
-  video       cos(window latent, goal video latent)
+  video       video_reward(goal video latent, window latent, reward.video_metric)
   frame       F(s,a,z_g)^T z_g, z_g = B(phi(goal frame)), current FB params
   likelihood  batch["likelihood"] (precomputed per transition by vidrl_jax/rewards/likelihood.py)
   roboclip    batch["roboclip"] (stored per transition, paid at episode end)
@@ -34,8 +34,10 @@ ENV_MODES = ("none", "sparse", "dense")
 STATS_MAX_COUNT = 1e5
 
 
-def _video(params, batch, goal):
-    return video_reward(goal["video_latent"], batch["window_latent"])
+def _make_video(defn):
+    def video(params, batch, goal):
+        return video_reward(goal["video_latent"], batch["window_latent"], defn.video_metric)
+    return video
 
 
 def _make_frame(defn):
@@ -50,7 +52,7 @@ def _make_frame(defn):
 TERMS = {
     "env_sparse": lambda defn: (lambda params, batch, goal: batch["success"].astype(jnp.float32)),
     "env_dense": lambda defn: (lambda params, batch, goal: batch["reward"].astype(jnp.float32)),
-    "video": lambda defn: _video,
+    "video": _make_video,
     "frame": _make_frame,
     "likelihood": lambda defn: (lambda p, batch, g: batch["likelihood"].astype(jnp.float32)),
     "roboclip": lambda defn: (lambda p, batch, g: batch["roboclip"].astype(jnp.float32)),

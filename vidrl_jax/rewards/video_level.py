@@ -1,13 +1,26 @@
-"""Video-level reward: cosine between the goal video's and the agent window's
-VAE embeddings (GenReward's r_video), pure jnp so it runs inside the fused step.
+"""Video-level reward: the agent's video against the goal video, both through the
+video encoder (GenReward's r_video); pure jnp so it runs inside the fused step.
 
-    idx = resample_indices(W, T)                       # W window frames -> T goal frames
-    window = resample_window(frames [..., W, H, W, 3], T)
-    emb = vae3d.video_embedding(cfg, params, window)   # [B, D]
-    r = video_reward(goal_embedding [D], emb [B, D])   # [B] in [-1, 1]
+The agent's video at step t (`reward.video_window`):
+  episode  the frames 0..t of the episode resampled to the goal video's length T
+           (default: the goal video shows a whole episode, reset to success)
+  last     the last W frames (`reward.window`), resampled to T (GenReward's window)
+
+    idx = agent_video_indices("episode", t, window=16, length=T)   # [T] frame indices
+    emb = vae3d.video_embedding(cfg, params, frames[idx][None])   # [1, D]
+    r = video_reward(goal_embedding [D], emb, metric)             # [1]
+
+With `reward.video_centre` both embeddings are taken minus the embedding of their
+own first frame held still, so the static scene (which dominates the raw
+latents) cancels and what is compared is the change the video shows.
+`metric`: `cosine` (GenReward's), in [-1, 1], or `distance` (default):
+-||w - g|| / ||g||, 0 at the goal, -1 for a video that shows no change.
 """
 import jax.numpy as jnp
 import numpy as np
+
+WINDOW_MODES = ("episode", "last")
+METRICS = ("distance", "cosine")
 
 
 def resample_indices(length, num):
@@ -24,9 +37,24 @@ def resample_window(frames, length):
     return frames[..., idx, :, :, :]
 
 
-def video_reward(goal_embedding, window_embedding, eps=1e-8):
-    """cos(goal [D], windows [B, D]) -> [B] float32."""
-    g = goal_embedding / jnp.maximum(jnp.linalg.norm(goal_embedding), eps)
-    w = window_embedding / jnp.maximum(
-        jnp.linalg.norm(window_embedding, axis=-1, keepdims=True), eps)
-    return (w @ g).astype(jnp.float32)
+def agent_video_indices(mode, t, window, length):
+    """Indices [length] into the episode's frames 0..t of the agent's video at step t;
+    before the episode has `window` frames, `last` repeats frame 0."""
+    if mode == "episode":
+        return resample_indices(t + 1, length)
+    if mode == "last":
+        return np.maximum(t - window + 1 + resample_indices(window, length), 0)
+    raise ValueError(f"reward.video_window={mode!r}; valid: {', '.join(WINDOW_MODES)}")
+
+
+def video_reward(goal_embedding, window_embedding, metric="cosine", eps=1e-8):
+    """goal [D], agent videos [B, D] -> [B] float32 (see the module docstring)."""
+    g = jnp.asarray(goal_embedding, jnp.float32)
+    w = jnp.asarray(window_embedding, jnp.float32)
+    g_norm = jnp.maximum(jnp.linalg.norm(g), eps)
+    if metric == "distance":
+        return -jnp.linalg.norm(w - g, axis=-1) / g_norm
+    if metric == "cosine":
+        w = w / jnp.maximum(jnp.linalg.norm(w, axis=-1, keepdims=True), eps)
+        return w @ (g / g_norm)
+    raise ValueError(f"reward.video_metric={metric!r}; valid: {', '.join(METRICS)}")

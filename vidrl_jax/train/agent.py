@@ -30,7 +30,7 @@ from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
 from vidrl_jax.errors import ConfigError
 from vidrl_jax.rewards import terms as reward_terms
-from vidrl_jax.rewards.video_level import resample_indices, video_reward
+from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.video_io import save_gif
@@ -68,13 +68,13 @@ class RewardEncoders:
     """The frozen encoders that turn frames into replay columns.
 
     phi(frames [N,H,W,3]) -> [N,P]: VAE features of one frame (FB's input).
-    window(frames [N,W,H,W,3]) -> [N,D]: VAE embedding of the window resampled to the
-    goal video's length. `goal` = {"video_latent": [D], "frame_feature": [P]}.
+    window(videos [N,T,H,W,3]) -> [N,D]: VAE embedding of the agent's videos (T = the
+    goal video's length, `clip_len`). `goal` = {"video_latent": [D], "frame_feature": [P]}.
     With no VAE needed (baselines without video terms) both are empty columns.
     """
 
     def __init__(self, config, ctx, needs_vae):
-        self.window_len = int(config.reward.window)
+        self.clip_len = int(config.reward.window)  # the goal video's length once loaded
         self.goal_frames = None
         self.clip = None
         # reward.video_centre: embeddings minus that of their first frame held still
@@ -104,7 +104,6 @@ class RewardEncoders:
             goal_frame = np.asarray(g["frame"])
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
-        self._idx = resample_indices(self.window_len, self.clip_len)
         goal_latent = self._embed(goal_frames[None])[0]
         if self.centre:
             goal_latent = goal_latent - self._static(goal_frames[None, 0])[0]
@@ -188,11 +187,11 @@ class RewardEncoders:
         if self.latent_dim and self.centre:
             self._reference = self._static(first_frames)
 
-    def window(self, windows):
-        """Window embeddings [N,D] (the VAE posterior mean, flattened)."""
+    def window(self, videos):
+        """Embeddings [N,D] (the VAE posterior mean, flattened) of videos [N,T,H,W,3]."""
         if not self.latent_dim:
-            return np.zeros((len(windows), 0), np.float32)
-        return self._embed(windows[:, self._idx])
+            return np.zeros((len(videos), 0), np.float32)
+        return self._embed(videos)
 
     def stored(self, window_latent):
         """What the replay keeps: centred on the episode's first frame if configured."""
@@ -200,17 +199,28 @@ class RewardEncoders:
 
 
 class FrameWindows:
-    """The last W frames of each env: [N, W, H, W, 3], padded with the first frame."""
+    """Each env's episode so far; `frames` is the agent's video [N, T, H, W, 3] to encode
+    (reward.video_window: the whole episode or its last W frames, resampled to T)."""
 
-    def __init__(self, window_len):
-        self.window_len = window_len
-        self.frames = None
+    def __init__(self, mode, window_len, length, max_steps):
+        self.mode, self.window_len, self.length = mode, window_len, length
+        self.max_steps = max_steps
+        self.episode, self.t = None, 0
 
     def reset(self, frames):
-        self.frames = np.repeat(np.asarray(frames)[:, None], self.window_len, axis=1)
+        frames = np.asarray(frames)
+        self.episode = np.empty((len(frames), self.max_steps + 1) + frames.shape[1:], frames.dtype)
+        self.episode[:, 0] = frames
+        self.t = 0
 
     def push(self, frames):
-        self.frames = np.concatenate([self.frames[:, 1:], np.asarray(frames)[:, None]], axis=1)
+        self.t += 1
+        self.episode[:, self.t] = frames
+
+    @property
+    def frames(self):
+        idx = agent_video_indices(self.mode, self.t, self.window_len, self.length)
+        return self.episode[:, idx]
 
 
 # ----------------------------------------------------------------------------- learner layouts
@@ -342,7 +352,8 @@ class AgentRun:
         self.encoders = RewardEncoders(config, ctx, needs_vae(config))
         self.learner = Learner(config, self.encoders.feature_dim, self.encoders.latent_dim,
                                reward_terms.extra_columns(config.reward))
-        self.windows = FrameWindows(int(config.reward.window))
+        self.windows = FrameWindows(config.reward.video_window, int(config.reward.window),
+                                    self.encoders.clip_len, int(config.env.max_episode_steps))
         self.episode_len = int(config.env.max_episode_steps)
         self.stride = max(1, int(config.reward.video_stride))
         self.k = int(config.agent.updates_per_call)
@@ -475,7 +486,8 @@ class AgentRun:
         out = {"env_dense": tr["reward"], "env_sparse": tr["success"]}
         if self.encoders.latent_dim:
             out["video"] = np.asarray(video_reward(
-                self.encoders.goal["video_latent"], jnp.asarray(tr["window_latent"])))
+                self.encoders.goal["video_latent"], jnp.asarray(tr["window_latent"]),
+                self.config.reward.video_metric))
         out.update(self.learner.reward_terms(tr, self.encoders.goal))
         return out
 
