@@ -2,12 +2,15 @@
 
     python -m experiments.sweep --config=configs/metaworld.py[:VARIANTS] \
         --grid reward=sparse,dense,genreward --grid env.task=door-open-v3,drawer-open-v3 \
-        [--set agent.total_steps=20000] [--set seeds=3] --workdir=DIR
+        [--set agent.total_steps=20000] [--set seeds=3] --workdir=DIR \
+        [--shared_dir=DIR/shared] [--stages=agent]
 
 `--grid reward=...` (or `variant=...`) appends config variants; any other key is
 a config field (`--config.KEY=VALUE`). Every cell runs `experiments.run` in
 `DIR/<cell>/` with `--shared_dir=DIR/shared`, so stages whose config is the same
 across cells (demos, autoencoder, diffusion, goal, select) are built once.
+`--shared_dir` lets several sweeps share them; `--stages` runs only those stages
+of each cell (e.g. `agent` for baselines that need no video model).
 Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate final and best success rate (mean ± std over seeds) and wall time.
 """
@@ -45,7 +48,7 @@ def cell_name(cell):
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in cell).replace("/", "-")
 
 
-def cell_command(config, cell, sets, workdir, shared_dir):
+def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
     path, _, variants = config.partition(":")
     variants = [v for v in variants.split(",") if v]
     variants += [v for k, v in cell if k in VARIANT_KEYS]
@@ -53,7 +56,8 @@ def cell_command(config, cell, sets, workdir, shared_dir):
     overrides += [f"--config.{s}" for s in sets]
     config_arg = path + (":" + ",".join(variants) if variants else "")
     return [sys.executable, "-m", "experiments.run", f"--config={config_arg}",
-            f"--workdir={workdir}", f"--shared_dir={shared_dir}", *overrides]
+            f"--workdir={workdir}", f"--shared_dir={shared_dir}",
+            *([f"--stages={stages}"] if stages else []), *overrides]
 
 
 def summarize(rows):
@@ -78,13 +82,15 @@ def main(argv=None):
     parser.add_argument("--grid", action="append", default=[], help="KEY=V1,V2,...")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for all cells")
     parser.add_argument("--workdir", required=True)
+    parser.add_argument("--shared_dir", default="", help="shared stages (default DIR/shared)")
+    parser.add_argument("--stages", default="", help="comma-separated stages to run per cell")
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
-    shared = os.path.join(args.workdir, "shared")
+    shared = args.shared_dir or os.path.join(args.workdir, "shared")
     rows = []
     for cell in cells(parse_grid(args.grid)):
         workdir = os.path.join(args.workdir, cell_name(cell))
-        cmd = cell_command(args.config, cell, args.set, workdir, shared)
+        cmd = cell_command(args.config, cell, args.set, workdir, shared, args.stages)
         results = os.path.join(workdir, "results.json")
         if args.dry_run:
             print(" ".join(cmd))
