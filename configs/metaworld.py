@@ -60,11 +60,12 @@ def _vae():
         spatial_downsample=4,        # patch_size * 2 ** (len(channels) - 1)
         temporal_downsample=4,       # causal: 1 + (T-1)/4 latent frames
         kl_weight=1e-6,
+        dtype="float32",             # compute dtype: float32 | bfloat16 (params stay float32)
         lr=3e-4,
         batch_size=8,
         clip_length=17,              # 1 + 4k frames
         frame_stride=2,
-        steps=500,                   # ~40 min on 2 busy cores; held-out PSNR 23.9 dB
+        steps=500,                   # ~25 min on 2 busy cores; held-out PSNR 23.9 dB
         eval_every=500,
         checkpoint_every=500,
         log_every=50,
@@ -73,7 +74,7 @@ def _vae():
 
 def _diffusion():
     return ml_collections.ConfigDict(dict(
-        channels=(64, 128),
+        channels=(32, 64),           # 2.9 train steps/s on 2 busy cores (64, 128): ~4x slower
         num_res_blocks=1,
         attention_levels=(1,),       # spatial attention at these (low-res) levels
         heads=4,
@@ -82,10 +83,11 @@ def _diffusion():
         prediction="v",              # eps | v
         timesteps=1000,
         cond_dropout=0.1,            # condition dropout for classifier-free guidance
+        dtype="float32",             # compute dtype: float32 | bfloat16 (params stay float32)
         lr=2e-4,
         ema_decay=0.999,
         batch_size=8,
-        steps=1000,
+        steps=3000,                  # held-out v-loss 0.40 at 1000, 0.16 at 2000, 0.12 at 3000
         eval_every=500,
         checkpoint_every=500,
         log_every=50,
@@ -143,6 +145,11 @@ def _agent():
         eval_episodes=10,
         checkpoint_every=10_000,
         log_every=1000,
+        # Step the envs (workers) while the fused train call for the previous step
+        # computes. The policy then acts with parameters one step stale; replay
+        # contents, update count and keys are the same as serial, and a run stays
+        # reproducible (episode boundaries are synchronous). False = strictly serial.
+        overlap_env=True,
         encoder_channels=(32, 32, 32, 32),  # pixel obs: conv encoder (shared by critics)
         encoder_feature_dim=50,
         aug_pad=4,                   # pixel obs: random-shift augmentation (pixels)
@@ -235,9 +242,9 @@ def _apply_variant(c, name):
         c.demos.episodes_per_task = 50
         c.demos.num_workers = 16
         c.vae.update(channels=(64, 128, 256), latent_channels=8, patch_size=1,
-                     batch_size=32, steps=20_000)
+                     batch_size=32, steps=20_000, dtype="bfloat16")
         c.diffusion.update(channels=(128, 256, 256), attention_levels=(1, 2), heads=8,
-                           text_dim=128, batch_size=32, steps=30_000)
+                           text_dim=128, batch_size=32, steps=30_000, dtype="bfloat16")
         c.agent.update(batch_size=1024, updates_per_call=100,
                        replay_capacity=1_000_000, prefill_steps=10_000,
                        total_steps=1_000_000, eval_every=100_000,

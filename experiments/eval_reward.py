@@ -66,12 +66,17 @@ def _read_json(path):
 
 
 def env_config_of(workdir):
-    """The env section the VAE was trained with (autoencoder/config.json), as a dict."""
-    env = _read_json(os.path.join(workdir, "autoencoder", "config.json")).get("env")
-    if env is None:
-        from configs.metaworld import get_config
-        env = get_config().env.to_dict()
-        logging.warning("no autoencoder/config.json: using the default env config")
+    """The env fields the VAE was trained with (autoencoder/config.json: `env.<field>`
+    keys) over the default env config, as a dict."""
+    from configs.metaworld import get_config
+    env = get_config().env.to_dict()
+    recorded = _read_json(os.path.join(workdir, "autoencoder", "config.json"))
+    fields = {k.split(".", 1)[1]: v for k, v in recorded.items() if k.startswith("env.")}
+    fields.update(recorded.get("env", {}))  # a VAE made before stages were task-free
+    if not fields:
+        logging.warning("no env fields in %s/autoencoder/config.json: using the default "
+                        "env config", workdir)
+    env.update(fields)
     return env
 
 

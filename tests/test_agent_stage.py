@@ -70,6 +70,26 @@ def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path, monkeyp
     assert _results(workdir) == _results(uninterrupted)
 
 
+def test_serial_env_stepping_trains_as_much_as_the_overlapped_default(uninterrupted, tmp_path):
+    """agent.overlap_env: the default (the fixture) steps the envs while the fused step
+    runs, its policy one step stale; False is the serial loop. Same env steps, updates and
+    eval points; different actions after prefill, so different returns. That the
+    overlapped run is reproducible is test_killed_run_resumes_to_the_same_results (two
+    overlapped runs, one killed and resumed, give equal results)."""
+    config = tiny_config()
+    assert config.agent.overlap_env
+    config.agent.overlap_env = False
+    stages.run_pipeline(config, str(tmp_path), stages=["agent"])
+    serial, overlapped = _results(str(tmp_path)), _results(uninterrupted)
+    assert overlapped["config"]["agent"]["overlap_env"] is True
+    for key in ("env_steps", "updates", "layout"):
+        assert serial[key] == overlapped[key]
+    assert serial["updates"] == (100 - 25) // 5 * 5
+    assert serial["success_curve"]["env_steps"] == overlapped["success_curve"]["env_steps"]
+    assert np.isfinite(serial["final_returns"]["env_dense"]).all()
+    assert serial["final_returns"] != overlapped["final_returns"]
+
+
 def test_workdir_of_another_config_is_refused(uninterrupted):
     other = tiny_config()
     other.agent.lr = 1e-3

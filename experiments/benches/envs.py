@@ -66,15 +66,16 @@ class Serial:
 
 
 class Vector:
-    """`num_envs` envs in worker processes, stepped together."""
+    """`num_envs` envs in worker processes, stepped together (`envs`: use these vector
+    envs of as many workers instead of starting new ones)."""
 
-    def __init__(self, args):
+    def __init__(self, args, envs=None):
         import numpy as np
 
         from vidrl_jax.envs.vector import make_vector_env
         self.n = args.num_envs
         self.rng = np.random.default_rng(0)
-        self.envs = make_vector_env(_env_config(args), self.n, seed=0)
+        self.envs = envs or make_vector_env(_env_config(args), self.n, seed=0)
         self.envs.reset(seed=0)
         self.run(5 * self.n)
 

@@ -34,7 +34,7 @@ from flax.training.train_state import TrainState
 from vidrl_jax.agents import make_unfused_step
 from vidrl_jax.agents import networks as nets
 from vidrl_jax.agents.state import agent_def_from_config, init_agent_state
-from vidrl_jax.agents.train_step import train_step
+from vidrl_jax.agents.train_step import jit_train_step, train_step
 from vidrl_jax.data import replay as rp
 from vidrl_jax.rewards.terms import extra_columns
 
@@ -128,6 +128,23 @@ class _Temp(nn.Module):
 
 
 def jaxrl_init(key, obs_dim, action_dim, hidden, lr=3e-4):
+    """(actor, critic, target critic, temperature) TrainStates, built in one jitted call
+    (flax's and optax's eager inits compile op by op: ~10x slower on a CPU)."""
+    key_type = jax.ShapeDtypeStruct(key.shape, key.dtype)
+    return _compiled_jaxrl_init(key_type, int(obs_dim), int(action_dim), tuple(hidden),
+                                float(lr))(key)
+
+
+@functools.lru_cache(maxsize=8)
+def _compiled_jaxrl_init(key_type, obs_dim, action_dim, hidden, lr):
+    """At XLA optimisation level 0, as vidrl_jax.agents.state does (it runs once; the
+    default level takes ~3x longer to compile the RNG-heavy init on CPU)."""
+    fn = jax.jit(functools.partial(_jaxrl_init, obs_dim=obs_dim, action_dim=action_dim,
+                                   hidden=hidden, lr=lr))
+    return fn.lower(key_type).compile({"xla_backend_optimization_level": 0})
+
+
+def _jaxrl_init(key, obs_dim, action_dim, hidden, lr):
     k1, k2, k3 = jax.random.split(key, 3)
     o, a = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
     actor_def, critic_def = _Actor(hidden, action_dim), _DoubleCritic(hidden)
@@ -183,6 +200,45 @@ def jaxrl_steps(agent, replay, key, k, batch_size):
     return agent
 
 
+def make_jaxrl_call(hidden, replay, k, batch_size):
+    """call() -> step: K jaxrl-style SAC updates (one lax.scan) on `replay` (39-d obs)."""
+    ref = {"a": jaxrl_init(jax.random.key(0), 39, 4, tuple(hidden)), "key": jax.random.key(1)}
+
+    def call():
+        ref["key"], kk = jax.random.split(ref["key"])
+        ref["a"] = jaxrl_steps(ref["a"], replay, kk, k, batch_size)
+        return ref["a"][0].step
+    return call
+
+
+def plain_replay(rows):
+    """A device replay of `rows` random transitions with SAC's columns only."""
+    specs = rp.column_specs((39,), 4, 0, 0)
+    return rp.add(rp.create_replay(rows, specs), _fill(specs, rows))
+
+
+def make_fused_call(cfg, rows, dims=None):
+    """The fused step of `cfg` (its reward terms, FB, SAC; agent.batch_size,
+    agent.updates_per_call) on a device replay of `rows` random transitions whose
+    feature/latent columns have dims (P, D) (default: default_dims(cfg)). Returns
+    (call() -> step, goal, agent definition, host data {col: [rows, ...]}, column specs).
+    It calls the agent loop's own jitted step with the same key type, so in a process
+    that also ran the agent loop at the same sizes it reuses that compilation."""
+    feat, lat = dims or default_dims(cfg)
+    goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1}
+    defn = agent_def_from_config(cfg, 39, 4, feat, lat)
+    specs = rp.column_specs((39,), 4, feat, lat, extra=extra_columns(cfg.reward))
+    data = _fill(specs, rows)
+    replay = rp.add(rp.create_replay(rows, specs), data)
+    holder = {"s": init_agent_state(defn, jax.random.PRNGKey(0)), "key": jax.random.PRNGKey(1)}
+
+    def call():
+        holder["key"], kk = jax.random.split(holder["key"])
+        holder["s"], _ = jit_train_step(holder["s"], replay, goal, kk)
+        return holder["s"].step
+    return call, goal, defn, data, specs
+
+
 # --------------------------------------------------------------- main
 def main(argv=None):
     p = argparse.ArgumentParser()
@@ -212,10 +268,7 @@ def main(argv=None):
     # ---- plain SAC (ours) vs jaxrl-style, k=1 and k=K
     plain_cfg = get_config("default,dense")
     plain_cfg.agent.batch_size = args.batch
-    goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1}
-    specs_plain = rp.column_specs((39,), 4, 0, 0)
-    replay_plain = rp.create_replay(args.replay, specs_plain)
-    replay_plain = rp.add(replay_plain, _fill(specs_plain, args.replay))
+    replay_plain = plain_replay(args.replay)
     ratios = {}
     for k in (1, args.k):
         plain_cfg.agent.updates_per_call = k
@@ -228,13 +281,7 @@ def main(argv=None):
             holder["s"], m = step(holder["s"], replay_plain, {}, kk)
             return holder["s"].step
         n = args.single_updates if k == 1 else args.calls
-        ref = {"a": jaxrl_init(jax.random.key(0), 39, 4, tuple(cfg.agent.hidden)),
-               "key": jax.random.key(1)}
-
-        def call_ref():
-            ref["key"], kk = jax.random.split(ref["key"])
-            ref["a"] = jaxrl_steps(ref["a"], replay_plain, kk, k, args.batch)
-            return ref["a"][0].step
+        call_ref = make_jaxrl_call(cfg.agent.hidden, replay_plain, k, args.batch)
         t_plain, t_ref = _best_of([(call_plain, n), (call_ref, n)], args.rounds)
         ups_plain, ups_ref = k / t_plain, k / t_ref
         emit("plain_sac", k, ups_plain)
@@ -245,17 +292,7 @@ def main(argv=None):
     g_cfg = get_config("default")
     g_cfg.agent.batch_size = args.batch
     g_cfg.agent.updates_per_call = args.k
-    defn = agent_def_from_config(g_cfg, 39, 4, feat, lat)
-    specs = rp.column_specs((39,), 4, feat, lat, extra=extra_columns(g_cfg.reward))
-    data = _fill(specs, args.replay)
-    replay = rp.add(rp.create_replay(args.replay, specs), data)
-    step = jax.jit(train_step, donate_argnums=0)
-    holder = {"s": init_agent_state(defn, jax.random.key(0)), "key": jax.random.key(1)}
-
-    def call_fused():
-        holder["key"], kk = jax.random.split(holder["key"])
-        holder["s"], m = step(holder["s"], replay, goal, kk)
-        return holder["s"].step
+    call_fused, goal, defn, data, specs = make_fused_call(g_cfg, args.replay)
     # ---- unfused: same terms, separate jitted functions, host replay
     state = init_agent_state(defn, jax.random.key(0))
     unfused = make_unfused_step(state, data)

@@ -43,23 +43,30 @@ def main(argv=None):
     parser.add_argument("--no_autoencoder", action="store_true")
     args = parser.parse_args(argv)
 
+    from configs.metaworld import get_config
+    for record in measure(get_config(args.variant), args.iters, args.sampling_steps,
+                          autoencoder=not args.no_autoencoder):
+        _emit(**record)
+
+
+def measure(config, iters, sampling_steps=0, autoencoder=True):
+    """Yields the records above (dicts with "what") for `config`'s sizes, one at a time
+    (experiments/benches/pipeline.py reuses it)."""
     import jax
     import jax.numpy as jnp
     import numpy as np
 
-    from configs.metaworld import get_config
     from vidrl_jax.diffusion import make_schedule, model_io, sampler, training
     from vidrl_jax.models import unet3d, vae3d
     from vidrl_jax.train import diffusion as train_diffusion
 
-    config = get_config(args.variant)
     nd = jax.local_device_count()
-    common = dict(variant=args.variant, devices=nd, platform=jax.devices()[0].platform,
+    common = dict(variant=config.variants, devices=nd, platform=jax.devices()[0].platform,
                   loadavg=round(os.getloadavg()[0], 2))
     vae_cfg = vae3d.as_config(config.vae, size=config.env.size)
     frames_t, size = int(config.diffusion.clip_length), int(config.env.size)
 
-    if not args.no_autoencoder:
+    if autoencoder:
         from vidrl_jax.train import autoencoder as ae
         b = int(config.vae.batch_size)
         state = ae.replicate(ae.create_train_state(vae_cfg, config.vae, jax.random.PRNGKey(0)))
@@ -72,8 +79,8 @@ def main(argv=None):
         def vae_step():
             holder["s"], m = p_train(holder["s"], clips, jax.random.PRNGKey(1))
             return m
-        sec = _time(vae_step, args.iters)
-        _emit(what="autoencoder_train", steps_per_s=round(1 / sec, 3), batch=b,
+        sec = _time(vae_step, iters)
+        yield dict(what="autoencoder_train", steps_per_s=round(1 / sec, 3), batch=b,
               clip_length=int(config.vae.clip_length), size=size, **common)
 
     def encode_shape(video):
@@ -98,14 +105,14 @@ def main(argv=None):
     def diff_step():
         holder["s"], m = step_fn(holder["s"], batch, jax.random.PRNGKey(1))
         return m
-    sec = _time(diff_step, args.iters)
-    _emit(what="diffusion_train", steps_per_s=round(1 / sec, 3), batch=b,
+    sec = _time(diff_step, iters)
+    yield dict(what="diffusion_train", steps_per_s=round(1 / sec, 3), batch=b,
           latent_shape=list(lat_shape), params=int(sum(x.size for x in jax.tree.leaves(params))),
           **common)
     del holder
 
     g = config.goal
-    steps = args.sampling_steps or int(g.sampling_steps)
+    steps = sampling_steps or int(g.sampling_steps)
     n = int(g.num_videos)
     model = model_io.DiffusionModel(unet=ucfg, params=params, schedule_name=d.schedule,
                                     timesteps=int(d.timesteps), prediction=d.prediction,
@@ -117,14 +124,14 @@ def main(argv=None):
     scan = sampler.make_sampler(apply_fn, d.prediction, shape, steps)
     key = jax.random.PRNGKey(0)
     scan_s = _time(lambda: scan(params, schedule, cond, key, float(g.eta),
-                                float(g.guidance_scale)), args.iters)
+                                float(g.guidance_scale)), iters)
     loop_s = _time(lambda: sampler.ddim_sample_loop(apply_fn, params, schedule, d.prediction,
                                                     shape, cond, key, steps, float(g.eta),
-                                                    float(g.guidance_scale)), args.iters)
+                                                    float(g.guidance_scale)), iters)
     info = dict(videos=n, sampling_steps=steps, guidance_scale=float(g.guidance_scale), **common)
-    _emit(what="goal_sampling", seconds=round(scan_s, 4), **info)
-    _emit(what="goal_sampling_loop", seconds=round(loop_s, 4), **info)
-    _emit(what="sampler_ratio", ratio=round(loop_s / scan_s, 3),
+    yield dict(what="goal_sampling", seconds=round(scan_s, 4), **info)
+    yield dict(what="goal_sampling_loop", seconds=round(loop_s, 4), **info)
+    yield dict(what="sampler_ratio", ratio=round(loop_s / scan_s, 3),
           meaning="python-loop seconds / lax.scan seconds", **info)
 
 

@@ -14,10 +14,16 @@ self-attention at `attention_levels`, temporal self-attention (with sinusoidal
 frame positions) at every level, skip connections between down and up paths.
 The first-frame latent is broadcast in time and concatenated to the input
 channels together with a presence channel.
+
+`dtype` ('float32' | 'bfloat16', config `diffusion.dtype`): compute dtype of the
+convolutions, dense layers and attention; params stay float32, GroupNorm
+statistics and the attention softmax are float32, and the output head computes
+in float32 (the output is float32 whatever the dtype).
 """
 import dataclasses
 import logging
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -27,6 +33,7 @@ from vidrl_jax.envs.tasks import TASKS
 from vidrl_jax.errors import ConfigError
 
 TEXT_MODES = ("table", "clip")
+DTYPES = ("float32", "bfloat16")
 
 
 def _groups(c):
@@ -46,48 +53,55 @@ class FactorisedConv(nn.Module):
     """3x3 spatial conv per frame, then a width-3 temporal conv per pixel ('SAME')."""
     features: int
     zero_init: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t, h, w, c = x.shape
         init = nn.initializers.zeros if self.zero_init else nn.initializers.lecun_normal()
-        y = nn.Conv(self.features, (3, 3), padding="SAME")(x.reshape(b * t, h, w, c))
+        y = nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype)(
+            x.reshape(b * t, h, w, c))
         y = y.reshape(b, t, h, w, self.features).transpose(0, 2, 3, 1, 4)
-        y = nn.Conv(self.features, (3,), padding="SAME", kernel_init=init)(
+        y = nn.Conv(self.features, (3,), padding="SAME", kernel_init=init, dtype=self.dtype)(
             y.reshape(b * h * w, t, self.features))
         return y.reshape(b, h, w, t, self.features).transpose(0, 3, 1, 2, 4)
 
 
 class ResBlock(nn.Module):
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, emb):
-        h = FactorisedConv(self.features)(nn.swish(nn.GroupNorm(_groups(x.shape[-1]))(x)))
-        h = h + nn.Dense(self.features)(nn.swish(emb))[:, None, None, None, :]
-        h = nn.swish(nn.GroupNorm(_groups(self.features))(h))
-        h = FactorisedConv(self.features, zero_init=True)(h)
+        dt = self.dtype
+        h = nn.swish(nn.GroupNorm(_groups(x.shape[-1]), dtype=dt)(x))
+        h = FactorisedConv(self.features, dtype=dt)(h)
+        h = h + nn.Dense(self.features, dtype=dt)(nn.swish(emb))[:, None, None, None, :]
+        h = nn.swish(nn.GroupNorm(_groups(self.features), dtype=dt)(h))
+        h = FactorisedConv(self.features, zero_init=True, dtype=dt)(h)
         if x.shape[-1] != self.features:
-            x = nn.Dense(self.features)(x)
-        return x + h
+            x = nn.Dense(self.features, dtype=dt)(x)
+        return x.astype(dt) + h
 
 
 class Attention(nn.Module):
     """Pre-norm residual self-attention over axis 'space' (h*w) or 'time' (T)."""
     heads: int
     axis: str
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t, h, w, c = x.shape
-        y = nn.GroupNorm(_groups(c))(x)
+        y = nn.GroupNorm(_groups(c), dtype=self.dtype)(x)
         if self.axis == "space":
             y = y.reshape(b * t, h * w, c)
         else:
             y = y.transpose(0, 2, 3, 1, 4).reshape(b * h * w, t, c)
-            y = y + sinusoidal(jnp.arange(t), c)[None]
+            y = y + sinusoidal(jnp.arange(t), c)[None].astype(self.dtype)
         y = nn.MultiHeadDotProductAttention(
-            num_heads=self.heads, qkv_features=c, out_kernel_init=nn.initializers.zeros)(y, y)
+            num_heads=self.heads, qkv_features=c, out_kernel_init=nn.initializers.zeros,
+            dtype=self.dtype, force_fp32_for_softmax=True)(y, y)
         if self.axis == "space":
             y = y.reshape(b, t, h, w, c)
         else:
@@ -105,14 +119,16 @@ class UNet3D(nn.Module):
     text_dim: int = 64
     text_mode: str = "table"
     num_tasks: int = len(TASKS)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, t, cond, drop):
         b, frames, h, w, c = x.shape
+        dt = self.dtype
         ch0 = self.channels[0]
         emb_dim = 4 * ch0
         temb = sinusoidal(t, ch0)
-        temb = nn.Dense(emb_dim)(nn.swish(nn.Dense(emb_dim)(temb)))
+        temb = nn.Dense(emb_dim)(nn.swish(nn.Dense(emb_dim)(temb)))  # (small: float32)
 
         if self.text_mode == "table":
             text = nn.Embed(self.num_tasks, self.text_dim, name="task_embed")(cond["text"])
@@ -126,42 +142,43 @@ class UNet3D(nn.Module):
         first = cond["first_frame"][:, None] * keep
         first = jnp.broadcast_to(first, (b, frames, h, w, first.shape[-1]))
         present = jnp.broadcast_to(keep, (b, frames, h, w, 1))
-        hdn = FactorisedConv(ch0)(jnp.concatenate([x, first, present], axis=-1))
+        hdn = FactorisedConv(ch0, dtype=dt)(jnp.concatenate([x, first, present], axis=-1))
 
         def attend(hdn, level):
             if level in self.attention_levels:
-                hdn = Attention(self.heads, "space")(hdn)
-            return Attention(self.heads, "time")(hdn)
+                hdn = Attention(self.heads, "space", dt)(hdn)
+            return Attention(self.heads, "time", dt)(hdn)
 
         skips = []
         last = len(self.channels) - 1
         for level, ch in enumerate(self.channels):
             for _ in range(self.num_res_blocks):
-                hdn = attend(ResBlock(ch)(hdn, emb), level)
+                hdn = attend(ResBlock(ch, dt)(hdn, emb), level)
             skips.append(hdn)
             if level < last:
                 bb, tt, hh, ww, cc = hdn.shape
-                hdn = nn.Conv(cc, (3, 3), strides=(2, 2), padding="SAME")(
+                hdn = nn.Conv(cc, (3, 3), strides=(2, 2), padding="SAME", dtype=dt)(
                     hdn.reshape(bb * tt, hh, ww, cc)).reshape(bb, tt, hh // 2, ww // 2, cc)
 
         ch = self.channels[-1]
-        hdn = ResBlock(ch)(hdn, emb)
-        hdn = Attention(self.heads, "space")(hdn)
-        hdn = Attention(self.heads, "time")(hdn)
-        hdn = ResBlock(ch)(hdn, emb)
+        hdn = ResBlock(ch, dt)(hdn, emb)
+        hdn = Attention(self.heads, "space", dt)(hdn)
+        hdn = Attention(self.heads, "time", dt)(hdn)
+        hdn = ResBlock(ch, dt)(hdn, emb)
 
         for level in range(last, -1, -1):
             ch = self.channels[level]
             if level < last:
                 bb, tt, hh, ww, cc = hdn.shape
                 hdn = jax.image.resize(hdn, (bb, tt, hh * 2, ww * 2, cc), "nearest")
-                hdn = nn.Conv(cc, (3, 3), padding="SAME")(
+                hdn = nn.Conv(cc, (3, 3), padding="SAME", dtype=dt)(
                     hdn.reshape(bb * tt, hh * 2, ww * 2, cc)).reshape(bb, tt, hh * 2, ww * 2, cc)
             hdn = jnp.concatenate([hdn, skips[level]], axis=-1)
             for _ in range(self.num_res_blocks):
-                hdn = attend(ResBlock(ch)(hdn, emb), level)
+                hdn = attend(ResBlock(ch, dt)(hdn, emb), level)
 
-        hdn = nn.swish(nn.GroupNorm(_groups(hdn.shape[-1]))(hdn))
+        # the output head in float32
+        hdn = nn.swish(nn.GroupNorm(_groups(hdn.shape[-1]), dtype=jnp.float32)(hdn))
         return FactorisedConv(self.out_channels, zero_init=True)(hdn)
 
 
@@ -176,6 +193,7 @@ class UNetConfig:
     text_dim: int = 64
     text_mode: str = "table"
     text_feature_dim: int = 0          # CLIP text feature size when text_mode == "clip"
+    dtype: str = "float32"             # compute dtype: float32 | bfloat16 (diffusion.dtype)
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -193,6 +211,8 @@ def make_unet(cfg):
     """UNet3D module for a UNetConfig (validated)."""
     if cfg.text_mode not in TEXT_MODES:
         raise ConfigError(f"text_mode={cfg.text_mode!r}; choose one of {', '.join(TEXT_MODES)}")
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"diffusion.dtype={cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
     for c in cfg.channels:
         if c % cfg.heads:
             raise ConfigError(f"diffusion.channels={cfg.channels}: every width must be "
@@ -204,7 +224,7 @@ def make_unet(cfg):
     return UNet3D(out_channels=cfg.latent_channels, channels=tuple(cfg.channels),
                   num_res_blocks=cfg.num_res_blocks,
                   attention_levels=tuple(cfg.attention_levels), heads=cfg.heads,
-                  text_dim=cfg.text_dim, text_mode=cfg.text_mode)
+                  text_dim=cfg.text_dim, text_mode=cfg.text_mode, dtype=jnp.dtype(cfg.dtype))
 
 
 def check_latent_shape(cfg, shape):

@@ -13,6 +13,10 @@ conv per frame, then a causal temporal conv of width 3. With patch_size > 1 the
 input is first cut into patch_size x patch_size patches (space-to-depth; the
 first temporal halving happens there too), which makes the full-resolution
 layers cheap: spatial_downsample = patch_size * 2 ** (len(channels) - 1).
+`dtype` ('float32' | 'bfloat16', config `vae.dtype`) is the compute dtype of the
+convolutions and activations; params stay float32, GroupNorm statistics are
+float32, and the latent head and the output conv compute in float32 (latents and
+reconstructions are float32 whatever the dtype).
 
 Public pure functions (model_config = the `config.vae` section plus `size`, a
 `VAEConfig`, or a dict; all take plain values so they can be closed over in jit):
@@ -29,6 +33,7 @@ import json
 import math
 import os
 import tempfile
+from typing import Any
 
 import flax.linen as nn
 import flax.serialization
@@ -39,6 +44,7 @@ import numpy as np
 from vidrl_jax.errors import CheckpointError, ConfigError, VidrlError
 
 PARAMS_FILE = "vae_params.msgpack"
+DTYPES = ("float32", "bfloat16")
 CONFIG_FILE = "vae_config.json"
 
 
@@ -51,6 +57,7 @@ class VAEConfig:
     temporal_downsample: int = 4
     size: int = 32
     patch_size: int = 1
+    dtype: str = "float32"  # compute dtype (see the module docstring)
 
     @property
     def latent_size(self):
@@ -85,7 +92,10 @@ def as_config(model_config, size=None):
                         latent_channels=int(get("latent_channels")),
                         spatial_downsample=int(get("spatial_downsample")),
                         temporal_downsample=int(get("temporal_downsample")),
-                        size=int(size), patch_size=int(get("patch_size", 1) or 1))
+                        size=int(size), patch_size=int(get("patch_size", 1) or 1),
+                        dtype=str(get("dtype", "float32") or "float32"))
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"vae.dtype={cfg.dtype!r}; choose one of {', '.join(DTYPES)}")
     levels = len(cfg.channels)
     if levels < 1 or any(c <= 0 for c in cfg.channels):
         raise ConfigError(f"vae.channels={cfg.channels}: needs at least one positive width")
@@ -122,12 +132,15 @@ def _groups(channels):
 
 
 class FrameNorm(nn.Module):
-    """GroupNorm over (H, W, channel group) of each frame separately (keeps causality)."""
+    """GroupNorm over (H, W, channel group) of each frame separately (keeps causality);
+    statistics in float32, output in `dtype`."""
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t = x.shape[:2]
-        y = nn.GroupNorm(num_groups=_groups(x.shape[-1]))(x.reshape((b * t,) + x.shape[2:]))
+        y = nn.GroupNorm(num_groups=_groups(x.shape[-1]), dtype=self.dtype)(
+            x.reshape((b * t,) + x.shape[2:]))
         return y.reshape(x.shape)
 
 
@@ -135,30 +148,34 @@ class CausalConv(nn.Module):
     """3x3 spatial conv per frame, then a causal temporal conv (front replicate pad)."""
     features: int
     temporal_kernel: int = 3
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t, h, w, c = x.shape
-        y = nn.Conv(self.features, (3, 3), padding="SAME")(x.reshape(b * t, h, w, c))
+        y = nn.Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype)(
+            x.reshape(b * t, h, w, c))
         y = y.reshape(b, t, h, w, self.features)
         k = self.temporal_kernel
         if k > 1:
             pad = jnp.repeat(y[:, :1], k - 1, axis=1)
             y = jnp.concatenate([pad, y], axis=1)
-            y = nn.Conv(self.features, (k, 1, 1), padding="VALID")(y)
+            y = nn.Conv(self.features, (k, 1, 1), padding="VALID", dtype=self.dtype)(y)
         return y
 
 
 class ResBlock(nn.Module):
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
-        h = CausalConv(self.features)(nn.swish(FrameNorm()(x)))
-        h = CausalConv(self.features)(nn.swish(FrameNorm()(h)))
+        dt = self.dtype
+        h = CausalConv(self.features, dtype=dt)(nn.swish(FrameNorm(dt)(x)))
+        h = CausalConv(self.features, dtype=dt)(nn.swish(FrameNorm(dt)(h)))
         if x.shape[-1] != self.features:
-            x = nn.Dense(self.features)(x)
-        return x + h
+            x = nn.Dense(self.features, dtype=dt)(x)
+        return x.astype(dt) + h
 
 
 class Downsample(nn.Module):
@@ -166,15 +183,16 @@ class Downsample(nn.Module):
     frames (0,0), (1,2), (3,4), ... are paired, T = 1 + 2k -> 1 + k."""
     features: int
     temporal: bool
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t, h, w, c = x.shape
-        y = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME")(
+        y = nn.Conv(self.features, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(
             x.reshape(b * t, h, w, c))
         y = y.reshape(b, t, h // 2, w // 2, self.features)
         if self.temporal:
-            y = nn.Dense(self.features)(_pair_time(y))
+            y = nn.Dense(self.features, dtype=self.dtype)(_pair_time(y))
         return y
 
 
@@ -183,16 +201,17 @@ class Upsample(nn.Module):
     nearest x2 and a conv."""
     features: int
     temporal: bool
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         b, t, h, w, c = x.shape
         if self.temporal:
-            x = _unpair_time(nn.Dense(2 * c)(x))
+            x = _unpair_time(nn.Dense(2 * c, dtype=self.dtype)(x))
             t = 2 * t - 1
         x = jnp.broadcast_to(x[:, :, :, None, :, None], (b, t, h, 2, w, 2, c))
         x = x.reshape(b, t, 2 * h, 2 * w, c)  # nearest-neighbour x2
-        return CausalConv(self.features, temporal_kernel=1)(x)
+        return CausalConv(self.features, temporal_kernel=1, dtype=self.dtype)(x)
 
 
 def _num_stages(cfg):
@@ -238,21 +257,22 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        cfg, ch = self.cfg, self.cfg.channels
+        cfg, ch, dt = self.cfg, self.cfg.channels, jnp.dtype(self.cfg.dtype)
         stage = 0
         if cfg.patch_size > 1:
             x = _space_to_depth(x, cfg.patch_size)
             if _temporal(cfg, stage):
                 x = _pair_time(x)
             stage += 1
-        x = CausalConv(ch[0])(x)
+        x = CausalConv(ch[0], dtype=dt)(x)
         for i, c in enumerate(ch):
-            x = ResBlock(c)(x)
+            x = ResBlock(c, dt)(x)
             if i < len(ch) - 1:
-                x = Downsample(ch[i + 1], temporal=_temporal(cfg, stage))(x)
+                x = Downsample(ch[i + 1], temporal=_temporal(cfg, stage), dtype=dt)(x)
                 stage += 1
-        x = ResBlock(ch[-1])(x)
-        x = CausalConv(2 * cfg.latent_channels)(nn.swish(FrameNorm()(x)))
+        x = ResBlock(ch[-1], dt)(x)
+        x = nn.swish(FrameNorm(jnp.float32)(x))  # the latent head in float32
+        x = CausalConv(2 * cfg.latent_channels)(x)
         mean, logvar = jnp.split(x, 2, axis=-1)
         return mean, jnp.clip(logvar, -30.0, 20.0)
 
@@ -262,15 +282,16 @@ class Decoder(nn.Module):
 
     @nn.compact
     def __call__(self, z):
-        cfg, ch = self.cfg, self.cfg.channels
+        cfg, ch, dt = self.cfg, self.cfg.channels, jnp.dtype(self.cfg.dtype)
         patch_stages = int(cfg.patch_size > 1)
-        x = CausalConv(ch[-1])(z)
-        x = ResBlock(ch[-1])(x)
+        x = CausalConv(ch[-1], dtype=dt)(z)
+        x = ResBlock(ch[-1], dt)(x)
         for i in reversed(range(len(ch))):
-            x = ResBlock(ch[i])(x)
+            x = ResBlock(ch[i], dt)(x)
             if i > 0:
-                x = Upsample(ch[i - 1], temporal=_temporal(cfg, i - 1 + patch_stages))(x)
-        x = nn.swish(FrameNorm()(x))
+                x = Upsample(ch[i - 1], temporal=_temporal(cfg, i - 1 + patch_stages),
+                             dtype=dt)(x)
+        x = nn.swish(FrameNorm(jnp.float32)(x))  # the output conv in float32
         if cfg.patch_size > 1:
             pair = _temporal(cfg, 0)
             x = CausalConv(3 * cfg.patch_size ** 2 * (2 if pair else 1))(x)
@@ -398,7 +419,8 @@ def load(stage_dir):
                                   latent_channels=d["latent_channels"],
                                   spatial_downsample=d["spatial_downsample"],
                                   temporal_downsample=d["temporal_downsample"],
-                                  size=d["size"], patch_size=d.get("patch_size", 1)))
+                                  size=d["size"], patch_size=d.get("patch_size", 1),
+                                  dtype=d.get("dtype", "float32")))
         target = jax.eval_shape(lambda: init(cfg, jax.random.PRNGKey(0)))
         target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), target)
         with open(ppath, "rb") as f:

@@ -5,6 +5,8 @@ A stage is a module `vidrl_jax.stages.<name>` with
     DEPENDS = ("env", "demos", ...)   # config sections/fields that define its output,
     def depends(config) -> tuple      # or these keys computed from the config
     def run(config, ctx) -> dict      # JSON-able summary
+    ALL_PROCESSES = True              # optional: runs in every process of a multi-process
+                                      # run (else in process 0 alone; see run_pipeline)
 
 Stages before `goal` are task-free (`TASK_FREE_ENV`): a sweep over `env.task`
 reuses one set of demos and video models, unless the target task changes their
@@ -95,6 +97,19 @@ class StageContext:
         return path
 
 
+# Fields added to config sections after workdirs were made, with the value that
+# reproduces the older behaviour: a recorded config without them reads as having it.
+ADDED_FIELDS = {"vae": {"dtype": "float32"}, "diffusion": {"dtype": "float32"}}
+
+
+def _with_added_fields(recorded):
+    out = dict(recorded)
+    for section, fields in ADDED_FIELDS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {**fields, **out[section]}
+    return out
+
+
 def check_stage_dir(config, workdir, name, force=False):
     """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config."""
     stage_dir = os.path.join(workdir, name)
@@ -103,7 +118,7 @@ def check_stage_dir(config, workdir, name, force=False):
     if not os.path.exists(path):
         return "new"
     with open(path) as f:
-        have = json.load(f)
+        have = _with_added_fields(json.load(f))
     if have == want:
         return "done" if is_done(stage_dir) else "resume"
     if force:
@@ -144,13 +159,59 @@ def link_shared_stage(config, workdir, name, shared_dir):
         os.symlink(target, link)
 
 
+def _prepare_stage(config, workdir, name, force, shared_dir, shared_stages):
+    """Links a shared stage, checks its directory and records its config; returns
+    check_stage_dir's 'done' | 'resume' | 'new'."""
+    stage_dir = os.path.join(workdir, name)
+    if shared_dir and name in shared_stages:
+        link_shared_stage(config, workdir, name, shared_dir)
+    state = check_stage_dir(config, workdir, name, force)
+    if state != "done":
+        os.makedirs(stage_dir, exist_ok=True)
+        _write_json(os.path.join(stage_dir, CONFIG_FILE),
+                    stage_config(config, stage_depends(stage_module(name), config)))
+    return state
+
+
+def _read_summary(stage_dir):
+    with open(os.path.join(stage_dir, SUMMARY_FILE)) as f:
+        return json.load(f)
+
+
+def _execute_stage(config, workdir, name, state, logger, is_main_process):
+    """Runs (or skips, when done) a prepared stage; process 0 writes its summary."""
+    stage_dir = os.path.join(workdir, name)
+    if state == "done":
+        logging.info("stage %s: done for this config, skipped (%s)", name, stage_dir)
+        return _read_summary(stage_dir)
+    logging.info("stage %s: %s in %s", name,
+                 "resuming" if state == "resume" else "running", stage_dir)
+    start = time.time()
+    ctx = StageContext(workdir, stage_dir, logger, is_main_process)
+    summary = dict(stage_module(name).run(config, ctx) or {})
+    summary["wall_time_s"] = round(time.time() - start, 2)
+    if is_main_process:
+        _write_json(os.path.join(stage_dir, SUMMARY_FILE), summary)
+    logger.flush()
+    return summary
+
+
 def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
                  is_main_process=True, shared_dir=None, shared_stages=STAGES[:-1]):
     """Runs `stages` (in pipeline order) for `config` in `workdir`; returns summaries.
 
     With `shared_dir`, the `shared_stages` live there, keyed by their config, and
     are linked into `workdir` (see `link_shared_stage`).
+
+    Multi-process (jax.distributed, every process calls this with the same
+    arguments): a stage module with `ALL_PROCESSES = True` (the agent) runs in every
+    process; any other stage runs (or is skipped as done) in process 0 alone, on its
+    local devices, while the others wait. Only process 0 writes config.json,
+    summary.json and logs.
     """
+    import jax
+
+    from vidrl_jax.utils import distributed
     from vidrl_jax.utils.logging import MetricLogger
 
     unknown = [s for s in stages if s not in STAGES]
@@ -158,32 +219,34 @@ def run_pipeline(config, workdir, stages=STAGES, force=False, logger=None,
         raise ConfigError(f"--stages: unknown stage(s) {unknown}; valid: {', '.join(STAGES)}")
     os.makedirs(workdir, exist_ok=True)
     own_logger = logger is None
-    logger = logger or MetricLogger(workdir, use_tensorboard=is_main_process)
+    logger = logger or MetricLogger(workdir, use_tensorboard=is_main_process,
+                                    use_jsonl=is_main_process)
+    multi = jax.process_count() > 1
+    prepare = lambda name: _prepare_stage(config, workdir, name, force, shared_dir,
+                                          shared_stages)
     summaries = {}
     try:
         for name in (s for s in STAGES if s in stages):
-            stage_dir = os.path.join(workdir, name)
-            if shared_dir and name in shared_stages:
-                link_shared_stage(config, workdir, name, shared_dir)
-            state = check_stage_dir(config, workdir, name, force)
-            if state == "done":
-                logging.info("stage %s: done for this config, skipped (%s)", name, stage_dir)
-                with open(os.path.join(stage_dir, SUMMARY_FILE)) as f:
-                    summaries[name] = json.load(f)
-                continue
-            os.makedirs(stage_dir, exist_ok=True)
-            module = stage_module(name)
-            _write_json(os.path.join(stage_dir, CONFIG_FILE),
-                        stage_config(config, stage_depends(module, config)))
-            logging.info("stage %s: %s in %s", name,
-                         "resuming" if state == "resume" else "running", stage_dir)
-            start = time.time()
-            ctx = StageContext(workdir, stage_dir, logger, is_main_process)
-            summary = dict(module.run(config, ctx) or {})
-            summary["wall_time_s"] = round(time.time() - start, 2)
-            _write_json(os.path.join(stage_dir, SUMMARY_FILE), summary)
-            summaries[name] = summary
-            logger.flush()
+            if not multi:
+                summaries[name] = _execute_stage(config, workdir, name, prepare(name), logger,
+                                                 is_main_process)
+            elif getattr(stage_module(name), "ALL_PROCESSES", False):
+                state = prepare(name) if is_main_process else None
+                distributed.barrier(f"{name} prepared")
+                if state is None:  # process 0 has checked and recorded the config
+                    state = check_stage_dir(config, workdir, name)
+                summaries[name] = _execute_stage(config, workdir, name, state, logger,
+                                                 is_main_process)
+                distributed.barrier(f"{name} finished")  # its summary is written
+            else:
+                if is_main_process:
+                    summaries[name] = _execute_stage(config, workdir, name, prepare(name),
+                                                     logger, True)
+                else:
+                    logging.info("stage %s: runs in process 0; waiting", name)
+                distributed.barrier(f"{name} finished")
+                if not is_main_process:
+                    summaries[name] = _read_summary(os.path.join(workdir, name))
     finally:
         if own_logger:
             logger.close()

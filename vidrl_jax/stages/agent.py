@@ -3,20 +3,27 @@
 Writes checkpoints, `eval_last.gif` (the last eval episode) into the stage
 directory, and `<workdir>/results.json` and `<workdir>/success.png`. Resumes from
 its last checkpoint after a kill. See vidrl_jax/train/agent.py for the loop.
+
+Multi-process (jax.distributed): every process runs this stage with its own
+`env.num_workers` envs and replay shard; process 0 writes results and plots.
 """
 import json
 import os
+
+import jax
 
 from vidrl_jax.envs.vector import make_vector_env
 from vidrl_jax.train import agent as agent_loop
 
 DEPENDS = ("seed", "seeds", "env", "demos", "vae", "diffusion", "goal", "clip", "agent",
            "reward")
+ALL_PROCESSES = True  # (vidrl_jax.stages.run_pipeline) one agent over the envs of all processes
 
 
 def run(config, ctx):
     num_envs = int(config.env.num_workers) * int(config.seeds)
-    with make_vector_env(config.env, num_envs=num_envs, seed=int(config.seed)) as envs:
+    seed = int(config.seed) + num_envs * jax.process_index()  # env i of process p: distinct
+    with make_vector_env(config.env, num_envs=num_envs, seed=seed) as envs:
         results = agent_loop.AgentRun(config, ctx, envs).run()
     if ctx.is_main_process:
         tmp = os.path.join(ctx.workdir, "results.json.tmp")

@@ -31,6 +31,7 @@ from vidrl_jax.data import replay as rp
 from vidrl_jax.errors import ConfigError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
+from vidrl_jax.utils import distributed
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.video_io import save_gif
@@ -229,14 +230,28 @@ class Learner:
 
     Host data comes in as [N, ...] over all envs, env order seed-major
     (env e of seed s is row s * E + e).
+
+    Multi-process (jax.distributed): always the pmap layout over the devices of all
+    processes. Each process steps its own E envs, which are envs [p*E, (p+1)*E) of
+    the run's `global_envs` = E * processes (their reset seeds and prefill actions
+    are those rows of a one-process run with as many envs), and holds its share of
+    `agent.replay_capacity` on its devices; the fused step's pmean averages the
+    gradients of all devices of all processes.
     """
 
     def __init__(self, config, feature_dim, latent_dim, extra_columns):
         self.seeds = [int(config.seed) + s for s in range(int(config.seeds))]
         self.num_seeds = len(self.seeds)
         self.envs_per_seed = int(config.env.num_workers)
+        self.process_index, self.num_processes = jax.process_index(), jax.process_count()
+        self.global_envs = self.envs_per_seed * self.num_processes
+        e = self.envs_per_seed
+        self._mine = slice(self.process_index * e, (self.process_index + 1) * e)
         n_dev = jax.local_device_count()
-        if self.num_seeds > 1:
+        if self.num_processes > 1:
+            _check_multiprocess(config, n_dev, self.num_processes)
+            self.layout = "pmap"
+        elif self.num_seeds > 1:
             self.layout = "seeds"
         elif (n_dev > 1 and self.envs_per_seed % n_dev == 0
               and config.agent.batch_size % n_dev == 0
@@ -253,7 +268,7 @@ class Learner:
         self.specs = rp.column_specs(
             (obs_dim,) if isinstance(obs_dim, int) else obs_dim, ACTION_DIM, feature_dim,
             latent_dim, obs_dtype=obs_dtype, extra=extra_columns)
-        cap = int(config.agent.replay_capacity)
+        cap = int(config.agent.replay_capacity) // self.num_processes
         if self.layout == "single":
             self.state = states[0]
             self.replay = rp.create_replay(cap, self.specs)
@@ -277,7 +292,8 @@ class Learner:
 
     # -- data in [N, ...] -> layout
     def _split(self, x):
-        x = np.asarray(x)
+        if not isinstance(x, jax.Array):  # encoder outputs stay on device (no round trip)
+            x = np.asarray(x)
         if self.layout == "single":
             return x
         lead = self.n_dev if self.layout == "pmap" else self.num_seeds
@@ -296,8 +312,32 @@ class Learner:
     def _seed_keys(self, key):
         return jnp.stack([jax.random.fold_in(key, s) for s in self.seeds])
 
+    # -- what each env of this process gets (rows of the run's global env layout)
+    def reset_seeds(self, episode, offset):
+        """Reset seeds of this process's envs [N] for episode `episode` (see env_seeds)."""
+        return sum((env_seeds(s, episode, self.global_envs, offset)[self._mine]
+                    for s in self.seeds), [])
+
+    def prefill_actions(self, env_step):
+        """Random-policy actions [N, 4] of this process's envs at `env_step`."""
+        return np.concatenate([prefill_actions(s, env_step, self.global_envs)[self._mine]
+                               for s in self.seeds])
+
+    def gather_envs(self, tree):
+        """Host arrays [N, ...] of this process's envs -> [S * global_envs, ...] of the
+        envs of all processes, seed-major. A collective with several processes."""
+        if self.num_processes == 1:
+            return tree
+        def merge(x):  # [P, S*E, ...] -> [S, P*E, ...] -> [S*P*E, ...]
+            x = x.reshape((self.num_processes, self.num_seeds, self.envs_per_seed)
+                          + x.shape[2:])
+            return np.swapaxes(x, 0, 1).reshape((-1,) + x.shape[3:])
+        return jax.tree.map(merge, distributed.gather(tree))
+
     def act(self, obs, key, deterministic):
         """obs [N, ...] -> actions [N, 4] (numpy), each env acting with its seed's agent."""
+        if self.num_processes > 1:  # each process's envs draw their own noise
+            key = jax.random.fold_in(key, self.process_index)
         obs = np.asarray(obs).reshape((self.num_seeds, self.envs_per_seed) + obs.shape[1:])
         a = self._act[deterministic](self._per_seed_state(), obs, self._seed_keys(key))
         return np.asarray(a).reshape(-1, ACTION_DIM)
@@ -318,13 +358,50 @@ class Learner:
         _, per_term, _, _ = self._rewards(self._per_seed_state(), batch, goal)
         return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
 
+    def replicas_agree(self):
+        """Whether every process holds the same agent: per-leaf float64 sums of its
+        float arrays, gathered from all processes (a collective) bit for bit."""
+        leaves = [(jax.tree_util.keystr(p), x) for p, x in
+                  jax.tree_util.tree_flatten_with_path(self._per_seed_state())[0]
+                  if jnp.issubdtype(x.dtype, jnp.floating)]
+        sums = np.array([np.asarray(x, np.float64).sum() for _, x in leaves])
+        bits = distributed.gather(sums.view(np.uint32))  # (the runtime has no float64)
+        same = (bits == bits[0]).all(axis=0).reshape(len(leaves), 2).all(axis=1)
+        if not same.all():
+            logging.warning("agent: the processes' agents differ in %s",
+                            [p for (p, _), ok in zip(leaves, same) if not ok][:5])
+        return bool(same.all())
+
     def checkpoint_tree(self):
+        """What a checkpoint holds. Several processes: one copy of the agent (process 0
+        writes it) and the replay as a global array (each process its shard)."""
+        if self.num_processes > 1:
+            return {"agent": ts.unreplicate(self.state),
+                    "replay": distributed.to_global(self.replay)}
         return {"agent": self.state, "replay": self.replay}
 
     def load_tree(self, tree):
         self.state, self.replay = tree["agent"], tree["replay"]
+        if self.num_processes > 1:
+            self.state = ts.replicate(self.state, self.n_dev)
+            self.replay = distributed.to_host_local(self.replay)
         if self.layout == "pmap":  # restored arrays live on one device: shard them again
             self.state, self.replay = jax.pmap(lambda x: x)((self.state, self.replay))
+
+
+def _check_multiprocess(config, local_devices, processes):
+    """ConfigError unless the pmap layout over all processes' devices is possible."""
+    n = local_devices * processes
+    if int(config.seeds) > 1:
+        raise ConfigError(f"seeds={config.seeds}: several seeds in one multi-process run are "
+                          f"not supported; run one job per seed (--config.seed=S)")
+    if int(config.env.num_workers) % local_devices:
+        raise ConfigError(f"env.num_workers={config.env.num_workers} (envs per process) must "
+                          f"be divisible by the {local_devices} local devices of each process")
+    for field in ("batch_size", "replay_capacity"):
+        if int(config.agent[field]) % n:
+            raise ConfigError(f"agent.{field}={config.agent[field]} must be divisible by the "
+                              f"{n} devices of all {processes} processes")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -357,11 +434,14 @@ class AgentRun:
         self.episode_len = int(config.env.max_episode_steps)
         self.stride = max(1, int(config.reward.video_stride))
         self.k = int(config.agent.updates_per_call)
-        self.ckpt = CheckpointManager(os.path.join(ctx.stage_dir, "checkpoints"), keep=2)
+        self.ckpt = CheckpointManager(os.path.join(ctx.stage_dir, "checkpoints"), keep=2,
+                                      all_processes=True)  # (several processes: collective)
         self.counters = dict(episode=0, env_steps=0, updates=0, pending=0.0, train_calls=0,
                              wall_time=0.0, history=[])
         self.base_key = jax.random.PRNGKey(int(config.seed))
         self.metrics = {}
+        self._unchecked = []  # metrics of train calls not yet checked for NaN/inf
+        self.overlap = bool(config.agent.overlap_env)
 
     # -- persistence
     def save(self):
@@ -381,13 +461,21 @@ class AgentRun:
         return True
 
     # -- one synchronous episode in all envs
-    def run_episode(self, seeds_offset, episode, policy, on_step=None):
+    def run_episode(self, seeds_offset, episode, policy, on_step=None, overlap=False):
         """Runs one episode in every env. policy(obs, t) -> actions [N, 4].
 
-        Returns per-env arrays: rewards [N,L], success [N,L] and env 0's frames [L+1,...].
+        on_step(transition) is called once per step, in step order. With `overlap`,
+        on_step of step t-1 runs between `step_async` and `step_wait` of step t, so
+        its device work (replay add, fused train calls; dispatched asynchronously)
+        computes while the workers step and render; the policy of step t then acts
+        with the learner as it was before on_step(t-1) (one step stale). The last
+        on_step runs before this returns: episode boundaries are clean (checkpoints).
+
+        Returns the transitions of every step (dicts of [N, ...]) and env 0's frames
+        [L+1, H, W, 3].
         """
-        lr, e = self.learner, self.learner.envs_per_seed
-        reset_seeds = sum((env_seeds(s, episode, e, seeds_offset) for s in lr.seeds), [])
+        lr = self.learner
+        reset_seeds = lr.reset_seeds(episode, seeds_offset)
         obs, info = self.envs.reset(seed=reset_seeds)
         self.windows.reset(info["frame"])
         self.encoders.start_episode(info["frame"])
@@ -398,10 +486,18 @@ class AgentRun:
             first_latents = self.encoders.first_latents(info["frame"])
             lik = self.encoders.likelihood(latent, first_latents)
         out = []
+        overlap = overlap and on_step is not None
+        pending = None  # (overlap) the transition whose on_step has not run yet
         for t in range(self.episode_len):
             o = _obs(self.config, obs, info)
             action = policy(o, t)
-            next_obs, reward, terminated, truncated, info = self.envs.step(action)
+            if overlap:
+                self.envs.step_async(action)
+                if pending is not None:
+                    on_step(pending)
+                next_obs, reward, terminated, truncated, info = self.envs.step_wait()
+            else:
+                next_obs, reward, terminated, truncated, info = self.envs.step(action)
             self.windows.push(info["frame"])
             frames.append(info["frame"])
             phi = self.encoders.phi(info["frame"])
@@ -418,22 +514,29 @@ class AgentRun:
             if "roboclip" in self.learner.specs:  # paid once, at the episode's end
                 tr["roboclip"] = (self.encoders.episode_score(np.stack(frames, axis=1))
                                   if last else np.zeros(len(action), np.float32))
-            if on_step is not None:
+            if overlap:
+                pending = tr
+            elif on_step is not None:
                 on_step(tr)
             out.append(tr)
             obs = next_obs
+        if pending is not None:
+            on_step(pending)
         return out, np.stack([f[0] for f in frames])
 
     def train_episode(self, bar):
         c, lr = self.counters, self.learner
-        e = lr.envs_per_seed
+        e = lr.global_envs  # env steps per step: this process's envs and the others'
         prefill = int(self.config.agent.prefill_steps)
         utd = float(self.config.agent.utd)
+        start = c["env_steps"]
 
         def policy(obs, t):
-            step = c["env_steps"]
+            # the env step of this action (not c["env_steps"]: with overlap_env the
+            # counters of the previous step are updated after the policy runs)
+            step = start + t * e
             if step < prefill:
-                return np.concatenate([prefill_actions(s, step, e) for s in lr.seeds])
+                return lr.prefill_actions(step)
             key = jax.random.fold_in(jax.random.fold_in(self.base_key, 1), step)
             return lr.act(obs, key, deterministic=False)
 
@@ -447,20 +550,32 @@ class AgentRun:
                     key = jax.random.fold_in(jax.random.fold_in(self.base_key, 2),
                                              c["train_calls"])
                     metrics = lr.train(self.encoders.goal, key)
-                    ts.check_finite(metrics)
+                    self._unchecked.append(metrics)  # checked once per episode
                     self.metrics = metrics
                     c["pending"] -= self.k
                     c["updates"] += self.k
                     c["train_calls"] += 1
 
-        transitions, _ = self.run_episode(0, c["episode"], policy, on_step)
+        transitions, _ = self.run_episode(0, c["episode"], policy, on_step,
+                                          overlap=self.overlap)
+        self.check_metrics()
         c["episode"] += 1
         return transitions
 
+    def check_metrics(self):
+        """NonFiniteError naming the first non-finite term and its update step among the
+        train calls since the last check. Checked once per episode (before any
+        checkpoint), not per call: reading metrics back would wait for the device
+        every step and stall the overlap of env stepping and training."""
+        unchecked, self._unchecked = self._unchecked, []
+        for metrics in jax.device_get(unchecked):
+            ts.check_finite(metrics)
+
     def evaluate(self):
-        """M episodes per agent with the deterministic policy on fresh seeds."""
+        """M episodes per agent with the deterministic policy on fresh seeds (several
+        processes: each runs its envs' share, and all get the same record)."""
         cfg, lr = self.config, self.learner
-        rounds = math.ceil(int(cfg.agent.eval_episodes) / lr.envs_per_seed)
+        rounds = math.ceil(int(cfg.agent.eval_episodes) / lr.global_envs)
         key = jax.random.fold_in(self.base_key, 3)
         success, final, returns, frames = [], [], {}, None
         for r in range(rounds):
@@ -474,6 +589,7 @@ class AgentRun:
             for name in per_step[0]:
                 returns.setdefault(name, []).append(
                     np.sum([p[name] for p in per_step], axis=0))
+        success, final, returns = lr.gather_envs((success, final, returns))
         by_seed = lambda x: np.concatenate(x).reshape(rounds, lr.num_seeds, -1) \
             .transpose(1, 0, 2).reshape(lr.num_seeds, -1)[:, :int(cfg.agent.eval_episodes)]
         rec = {"env_steps": self.counters["env_steps"],
@@ -554,6 +670,7 @@ class AgentRun:
             "config": self.config.to_dict(),
             "seeds": lr.seeds,
             "layout": lr.layout,
+            "processes": lr.num_processes,
             "env_steps": c["env_steps"],
             "updates": c["updates"],
             "success_curve": {"env_steps": [h["env_steps"] for h in hist],
@@ -567,6 +684,8 @@ class AgentRun:
             "env_steps_per_s": c["env_steps"] * lr.num_seeds / max(wall, 1e-9),
             "bytes_per_transition": lr.bytes_per_transition,
         }
+        if lr.num_processes > 1:
+            out["agents_identical_across_processes"] = lr.replicas_agree()
         return json.loads(json.dumps(out, default=list))
 
 

@@ -102,10 +102,13 @@ def make_steps(model_config, train_config):
     """
     cfg = vae3d.as_config(model_config)
     tc = {"lr": float(train_config["lr"]), "kl_weight": float(train_config["kl_weight"])}
+    # (local devices: in a multi-process run process 0 trains the VAE alone)
+    devices = jax.local_devices()
     p_train = jax.pmap(lambda s, f, k: train_step(cfg, tc, s, f, k, AXIS),
-                       axis_name=AXIS, in_axes=(0, 0, None))
-    p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f))
-    p_recon = jax.pmap(lambda p, f: vae3d.decode_uint8(cfg, p, vae3d.encode(cfg, p, f)[0]))
+                       axis_name=AXIS, in_axes=(0, 0, None), devices=devices)
+    p_eval = jax.pmap(lambda p, f: eval_step(cfg, p, f), devices=devices)
+    p_recon = jax.pmap(lambda p, f: vae3d.decode_uint8(cfg, p, vae3d.encode(cfg, p, f)[0]),
+                       devices=devices)
     return p_train, p_eval, p_recon
 
 
@@ -113,7 +116,8 @@ def replicate(tree):
     """One copy of `tree` per local device, laid out for pmap."""
     n = jax.local_device_count()
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-    return jax.pmap(lambda x: x, axis_name=AXIS)(stacked)  # same mesh as the steps: no recompile
+    return jax.pmap(lambda x: x, axis_name=AXIS, devices=jax.local_devices())(
+        stacked)  # same mesh as the steps: no recompile
 
 
 def unreplicate(tree):

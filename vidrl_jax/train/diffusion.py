@@ -41,7 +41,8 @@ def unet_config(config, latent_channels, text_feature_dim=0):
         latent_channels=int(latent_channels), channels=tuple(d.channels),
         num_res_blocks=int(d.num_res_blocks), attention_levels=tuple(d.attention_levels),
         heads=int(d.heads), text_dim=int(d.text_dim),
-        text_mode="clip" if config.clip.path else "table", text_feature_dim=text_feature_dim)
+        text_mode="clip" if config.clip.path else "table", text_feature_dim=text_feature_dim,
+        dtype=str(d.get("dtype", "float32")))
 
 
 def clip_text_features(clip_path):
@@ -53,7 +54,7 @@ def clip_text_features(clip_path):
 
 def replicate(tree, n):
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-    return jax.pmap(lambda x: x)(stacked)
+    return jax.pmap(lambda x: x, devices=jax.local_devices()[:n])(stacked)
 
 
 def unreplicate(tree):
@@ -196,7 +197,8 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
 
     step_fn = jax.pmap(training.make_train_step(apply_fn, tx, schedule, d.prediction,
                                                 float(d.cond_dropout), float(d.ema_decay), AXIS),
-                       axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
+                       axis_name=AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
+                       devices=jax.local_devices())  # (multi-process: process 0 alone)
     evaluator = Evaluator(apply_fn, schedule, d.prediction, max(d.batch_size, 8))
     state_r = replicate(state, nd)
     del state

@@ -10,6 +10,13 @@ renames it when complete), so a run killed mid-save keeps the previous
 checkpoint. A checkpoint whose structure, shapes or dtypes differ from the
 target, or whose files are damaged, raises `CheckpointError` with a one-line
 message naming the directory and the first mismatch.
+
+Multi-process (jax.distributed): by default a manager belongs to the one process
+that calls it (a stage that process 0 runs alone). `all_processes=True` makes it
+collective: every process calls save/restore at the same points; host data is
+written by process 0 and global (not fully addressable) jax.Arrays are written
+and read shard by shard by the processes that hold them (a replay sharded over
+hosts; see vidrl_jax/utils/distributed.py `to_global`).
 """
 import os
 
@@ -39,19 +46,37 @@ def _leaf_spec(x):
     return tuple(np.shape(x)), np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
 
 
+def _is_global(x):
+    return isinstance(x, jax.Array) and not x.is_fully_addressable
+
+
+def _abstract(x):
+    """Restore target of one leaf: global arrays keep their sharding."""
+    if np.size(x) == 0:
+        return None
+    if _is_global(x):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return jax.ShapeDtypeStruct(*_leaf_spec(x))
+
+
 class CheckpointManager:
     """Keeps the last `keep` checkpoints of a pytree under `directory`."""
 
-    def __init__(self, directory, keep=3):
+    def __init__(self, directory, keep=3, all_processes=False):
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
+        handler_kwargs = {}
+        if jax.process_count() > 1 and not all_processes:
+            me = jax.process_index()  # a manager of this process alone (no cross-process sync)
+            handler_kwargs = {"multiprocessing_options": ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me})}
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True)
+            max_to_keep=keep, create=not handler_kwargs, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True, **handler_kwargs)
         self._mgr = ocp.CheckpointManager(
             self.directory, options=options,
-            item_handlers={"state": ocp.StandardCheckpointHandler(),
-                           "extra": ocp.JsonCheckpointHandler()})
+            item_handlers={"state": ocp.StandardCheckpointHandler(**handler_kwargs),
+                           "extra": ocp.JsonCheckpointHandler(**handler_kwargs)})
 
     def latest_step(self):
         """The newest complete checkpoint's step, or None."""
@@ -62,7 +87,8 @@ class CheckpointManager:
 
     def save(self, step, tree, extra=None):
         """Saves `tree` (any pytree of arrays) and a JSON-able `extra` dict at `step`."""
-        tree = jax.device_get(_to_savable(tree))
+        tree = jax.tree.map(lambda x: x if _is_global(x) else jax.device_get(x),
+                            _to_savable(tree))
         self._mgr.save(int(step), args=ocp.args.Composite(
             state=ocp.args.StandardSave(tree),
             extra=ocp.args.JsonSave(dict(extra or {}))), force=True)
@@ -75,9 +101,7 @@ class CheckpointManager:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         where = f"checkpoint {os.path.join(self.directory, str(step))}"
         self._check_matches(step, target, where)
-        abstract = jax.tree.map(
-            lambda x: None if np.size(x) == 0 else jax.ShapeDtypeStruct(*_leaf_spec(x)),
-            target)
+        abstract = jax.tree.map(_abstract, target)
         try:
             restored = self._mgr.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract),
@@ -90,8 +114,8 @@ class CheckpointManager:
                 f"{str(e).splitlines()[0][:200] if str(e) else ''}); delete it to "
                 f"fall back to an earlier one") from None
         def leaf(t, x):
-            if np.size(t) == 0:
-                return jnp.zeros(np.shape(t), t.dtype)
+            if np.size(t) == 0:  # (not stored) an empty global array is its own copy
+                return t if _is_global(t) else jnp.zeros(np.shape(t), t.dtype)
             return jax.random.wrap_key_data(jnp.asarray(x)) if _is_key(t) else x
         tree = jax.tree.map(leaf, target, restored.state, is_leaf=lambda x: x is None)
         return tree, dict(restored.extra or {})

@@ -1,10 +1,24 @@
-"""Multi-host start-up through JAX's own runtime (no home-made distribution layer).
+"""Multi-host through JAX's own runtime (no home-made distribution layer).
 
 Each process runs its own envs and replay shard; `jax.pmap` over all devices of
 all processes averages gradients with `lax.pmean`. Call `initialize` before any
 other JAX work.
+
+pmap takes and returns *host-local* arrays (leading axis = this process's
+devices; jax 0.10 and 0.11 assemble the global array inside pmap). Outside pmap,
+`to_global` / `to_host_local` convert such arrays to and from global `jax.Array`s
+(what orbax checkpoints: each process writes and reads its own shards), `gather`
+collects host data from every process, and `barrier` waits for all processes
+(the runtime's coordination service, no device collective: it may wait for hours,
+e.g. while process 0 alone trains the video models).
 """
+import itertools
+
 import jax
+import numpy as np
+
+BARRIER_TIMEOUT_S = 48 * 3600
+_barrier_ids = itertools.count()
 
 
 def initialize(coordinator_address="", num_processes=0, process_id=-1):
@@ -30,3 +44,55 @@ def initialize(coordinator_address="", num_processes=0, process_id=-1):
 def initialize_from_config(config):
     d = config.distributed
     return initialize(d.coordinator_address, d.num_processes, d.process_id)
+
+
+def barrier(name, timeout_s=BARRIER_TIMEOUT_S):
+    """Blocks until every process has called barrier() as often (same order, same
+    names). No-op with one process."""
+    if jax.process_count() == 1:
+        return
+    barrier_id = f"vidrl:{next(_barrier_ids)}:{name}"
+    from jax._src import distributed as runtime  # the client has no public barrier API
+    client = getattr(runtime.global_state, "client", None)
+    if client is None or not hasattr(client, "wait_at_barrier"):
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(barrier_id)
+        return
+    client.wait_at_barrier(barrier_id, int(timeout_s * 1000))
+
+
+def pmap_mesh():
+    """The 1-D mesh of a multi-process pmap: the devices of process 0, then of
+    process 1, ... (the order jax.pmap uses)."""
+    devices = [d for p in range(jax.process_count()) for d in jax.local_devices(process_index=p)]
+    return jax.sharding.Mesh(np.array(devices), ("devices",))
+
+
+def to_global(tree):
+    """Host-local pmap-layout arrays [local devices, ...] -> global jax.Arrays
+    [all devices, ...] sharded over processes (nothing is copied between hosts)."""
+    from jax.experimental import multihost_utils
+    P = jax.sharding.PartitionSpec
+    return multihost_utils.host_local_array_to_global_array(tree, pmap_mesh(), P("devices"))
+
+
+def to_host_local(tree):
+    """Inverse of `to_global`: this process's rows [local devices, ...]."""
+    from jax.experimental import multihost_utils
+    P = jax.sharding.PartitionSpec
+    return multihost_utils.global_array_to_host_local_array(tree, pmap_mesh(), P("devices"))
+
+
+def global_sharding():
+    """Sharding of `to_global`'s arrays (restore targets for orbax)."""
+    P = jax.sharding.PartitionSpec
+    return jax.sharding.NamedSharding(pmap_mesh(), P("devices"))
+
+
+def gather(tree):
+    """Every process's host arrays (same shapes everywhere), stacked: [processes, ...]
+    numpy. A collective: every process must call it, equally often."""
+    if jax.process_count() == 1:
+        return jax.tree.map(lambda x: np.asarray(x)[None], tree)
+    from jax.experimental import multihost_utils
+    return multihost_utils.process_allgather(tree, tiled=False)

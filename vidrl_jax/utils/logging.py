@@ -27,18 +27,21 @@ def _jsonable(v):
 class MetricLogger:
     """Writes scalars, images and videos for one workdir; cheap to construct."""
 
-    def __init__(self, workdir, use_tensorboard=True):
+    def __init__(self, workdir, use_tensorboard=True, use_jsonl=True):
+        """use_tensorboard/use_jsonl False: nothing is written there (the processes
+        other than process 0 of a multi-process run log nothing)."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
-        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+        self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a") if use_jsonl else None
         self._tb = SummaryWriter(os.path.join(workdir, "tb")) if use_tensorboard else None
 
     def scalars(self, step, metrics, prefix=""):
         """Logs a dict of scalars (numbers or 0-d arrays) at `step`."""
         metrics = {prefix + k: _jsonable(v) for k, v in metrics.items()}
         record = {"step": int(step), "time": time.time(), **metrics}
-        self._jsonl.write(json.dumps(record) + "\n")
-        self._jsonl.flush()
+        if self._jsonl is not None:
+            self._jsonl.write(json.dumps(record) + "\n")
+            self._jsonl.flush()
         if self._tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, (int, float)):
@@ -61,11 +64,13 @@ class MetricLogger:
         self._tb.file_writer.add_summary(summary, int(step))
 
     def flush(self):
-        self._jsonl.flush()
+        if self._jsonl is not None:
+            self._jsonl.flush()
         if self._tb is not None:
             self._tb.flush()
 
     def close(self):
-        self._jsonl.close()
+        if self._jsonl is not None:
+            self._jsonl.close()
         if self._tb is not None:
             self._tb.close()

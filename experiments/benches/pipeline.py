@@ -1,0 +1,321 @@
+"""Benchmark: per-stage throughput of the pipeline, each figure beside its ceiling.
+
+    python -m experiments.bench --what=pipeline [--config=configs/metaworld.py:smoke]
+        [--config.FIELD=VALUE ...] [--steps=400] [--iters=3] [--rounds=2]
+        [--parts=demos,video,agent,fused]
+
+Prints JSON lines with "bench": "pipeline" and "stage":
+  render_ceiling  env step + render frames/s, random actions, N worker processes
+                  (experiments/benches/envs.py's Vector; start-up excluded): the env
+                  ceiling, one record per stage it is measured for ("measured_for")
+  demos           the demos stage itself (scripted experts, shards written) in a temp
+                  workdir: frames/s, beside the render ceiling with demos.num_workers
+                  workers measured just after it
+  autoencoder_train, diffusion_train   train steps/s at the config's sizes, and
+  goal_sampling   seconds for one goal-video batch (lax.scan), beside the Python-loop
+                  sampler (experiments/benches/video.py's measurements)
+  agent           the agent loop (AgentRun.train_episode: env workers, reward encoders,
+                  replay, fused step) at UTD 1: env steps/s, beside the render ceiling of
+                  the same env.num_workers * seeds worker processes. reward="genreward"
+                  (video + frame, both agent.overlap_env settings) and reward="sparse"
+                  (no reward encoders). Episodes of the ceiling and of each case are
+                  timed in turn until each has `--steps` env steps, so load from other
+                  processes hits all alike. Each agent's first episode (compilation) is
+                  not timed; eval and checkpoints are not part of it. The VAE, goal
+                  video and goal frame it reads are random (weights / frames) written
+                  into the temp workdir (speed does not depend on the values).
+  fused_updates   the fused step (every GenReward term + FB + SAC, agent.batch_size,
+                  agent.updates_per_call per call) on random replay rows, beside a
+                  jaxrl-style plain SAC update in one lax.scan with the same hidden sizes,
+                  batch and K (experiments/benches/train_step.py), timed interleaved.
+Every record has `ratio` = figure / ceiling where a ceiling applies, and the load average.
+`--steps` is the budget of env steps (frames) per agent and ceiling measurement;
+`--iters` the timed calls per video-model and fused measurement.
+"""
+import argparse
+import copy
+import json
+import os
+import tempfile
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+PARTS = ("demos", "video", "agent", "fused")
+AGENT_REPLAY_CAP = 65_536
+
+
+class _NoBar:
+    """What AgentRun.train_episode needs of a progress bar."""
+
+    def update(self, n):
+        pass
+
+
+def _common(config):
+    import jax
+    return dict(variant=config.variants, platform=jax.devices()[0].platform,
+                devices=jax.local_device_count(), cpus=os.cpu_count(),
+                load_avg_1m=round(os.getloadavg()[0], 2))
+
+
+def render_vector(config, num_envs, envs=None):
+    """experiments/benches/envs.py's Vector for config.env: `num_envs` worker processes
+    stepping + rendering with random actions (`envs`: those vector envs, not new ones)."""
+    from experiments.benches.envs import Vector
+    e = config.env
+    args = argparse.Namespace(task=e.task, camera=e.camera, size=int(e.size),
+                              fast_render=bool(e.fast_render), num_envs=int(num_envs),
+                              max_episode_steps=int(e.max_episode_steps))
+    return Vector(args, envs)
+
+
+def render_ceiling(config, num_envs, frames):
+    """Frames/s of `num_envs` new worker processes stepping + rendering config.env's task."""
+    vector = render_vector(config, num_envs)
+    try:
+        return vector.run(frames)[0]
+    finally:
+        vector.close()
+
+
+def measure_demos(config, workdir):
+    """The demos stage in `workdir`: its summary (frames_per_s, num_workers, ...)."""
+    from vidrl_jax.stages import run_pipeline
+    from vidrl_jax.utils.logging import MetricLogger
+    logger = MetricLogger(workdir, use_tensorboard=False)
+    try:
+        return run_pipeline(config, workdir, stages=["demos"], logger=logger)["demos"]
+    finally:
+        logger.close()
+
+
+def write_reward_inputs(config, workdir, seed=0):
+    """A VAE with random weights (autoencoder/), a random goal video (goal/) and goal
+    frame (select/) in `workdir`, marked finished: what the agent's reward encoders read.
+    (Weights are drawn from the parameter shapes: flax's eager init of the 3D VAE takes
+    tens of seconds on a busy CPU.)"""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from vidrl_jax.models import vae3d
+    from vidrl_jax.stages import SUMMARY_FILE
+    vae_cfg = vae3d.as_config(config.vae, size=config.env.size)
+    rng = np.random.default_rng(seed)
+    size, t = int(config.env.size), int(config.diffusion.clip_length)
+    frames = rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8)
+    outputs = {"autoencoder": None, "goal": ("goal_video.npz", dict(frames=frames)),
+               "select": ("goal_frame.npz", dict(frame=frames[-1], index=np.int64(t - 1)))}
+    for stage, out in outputs.items():
+        d = os.path.join(workdir, stage)
+        os.makedirs(d, exist_ok=True)
+        if out is None:
+            shapes = jax.eval_shape(lambda: vae3d.init(vae_cfg, jax.random.PRNGKey(seed)))
+            params = jax.tree.map(lambda x: jnp.asarray(
+                rng.normal(0.0, 0.05, x.shape).astype(x.dtype)), shapes)
+            vae3d.save(d, vae_cfg, params)
+        else:
+            np.savez(os.path.join(d, out[0]), **out[1])
+        with open(os.path.join(d, SUMMARY_FILE), "w") as f:
+            json.dump({"synthetic": "experiments/benches/pipeline.py"}, f)
+
+
+def agent_config(config, reward, overlap):
+    """config with the reward variant `reward`, UTD 1, agent.overlap_env=`overlap`."""
+    from configs.metaworld import REWARD_VARIANTS
+    c = copy.deepcopy(config)
+    c.reward.update(REWARD_VARIANTS[reward])
+    c.agent.utd = 1.0
+    c.agent.overlap_env = bool(overlap)
+    # training starts half-way through the first (untimed) episode, which compiles
+    per_episode = int(c.env.max_episode_steps) * int(c.env.num_workers)
+    c.agent.prefill_steps = min(int(c.agent.prefill_steps), per_episode // 2)
+    # several agents are alive at once (interleaved timing); the replay's size does not
+    # change the speed of a step (it is sampled uniformly), so cap its memory
+    import jax
+    cap = AGENT_REPLAY_CAP - AGENT_REPLAY_CAP % jax.local_device_count()
+    c.agent.replay_capacity = max(min(int(c.agent.replay_capacity), cap),
+                                  int(c.agent.batch_size))
+    return c
+
+
+def start_agent(config, workdir, envs, name):
+    """An AgentRun of `config` on `envs` with its first training episode (which compiles)
+    done."""
+    import jax
+
+    from vidrl_jax.stages import StageContext
+    from vidrl_jax.train import agent as agent_loop
+    from vidrl_jax.utils.logging import MetricLogger
+    logger = MetricLogger(workdir, use_tensorboard=False, use_jsonl=False)
+    ctx = StageContext(workdir, os.path.join(workdir, name), logger)
+    os.makedirs(ctx.stage_dir, exist_ok=True)
+    run = agent_loop.AgentRun(config, ctx, envs)
+    run.train_episode(_NoBar())
+    jax.block_until_ready(run.learner.state)
+    return run
+
+
+def time_episode(run):
+    """(env steps of all seeds, updates, seconds) of one more training episode of `run`."""
+    import jax
+    c, seeds = run.counters, run.learner.num_seeds
+    s0, u0, start = c["env_steps"], c["updates"], time.perf_counter()
+    run.train_episode(_NoBar())
+    jax.block_until_ready(run.learner.state)
+    return ((c["env_steps"] - s0) * seeds, (c["updates"] - u0) * seeds,
+            time.perf_counter() - start)
+
+
+def measure_fused(config, iters, rounds, rows=10_000):
+    """(fused updates/s with every GenReward term, jaxrl-style plain SAC updates/s)."""
+    from configs.metaworld import REWARD_VARIANTS
+    from experiments.benches import train_step as tsb
+    from vidrl_jax.models import vae3d
+    c = copy.deepcopy(config)
+    c.reward.update(REWARD_VARIANTS["genreward"])
+    a = c.agent
+    rows = min(rows, int(a.replay_capacity))
+    k, batch = int(a.updates_per_call), int(a.batch_size)
+    # the agent's replay columns: one frame's VAE features, the goal-length video's latents
+    vae_cfg = vae3d.as_config(c.vae, size=c.env.size)
+    t, td = int(c.diffusion.clip_length), int(vae_cfg.temporal_downsample)
+    dims = (vae3d.embedding_dim(vae_cfg, 1), vae3d.embedding_dim(vae_cfg, 1 + (t - 1) // td * td))
+    fused = tsb.make_fused_call(c, rows, dims)[0]
+    ref = tsb.make_jaxrl_call(a.hidden, tsb.plain_replay(rows), k, batch)
+    t_fused, t_ref = tsb._best_of([(fused, iters), (ref, iters)], rounds)
+    return k / t_fused, k / t_ref
+
+
+def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=print,
+        agent_cases=None):
+    """Runs the measurements of `parts`; returns the records (also passed to `emit`).
+
+    agent_cases: [(reward variant, overlap_env)] of the agent part; default genreward
+    with config.agent.overlap_env and with the other setting, then sparse."""
+    import jax
+
+    from vidrl_jax import config_check
+    from vidrl_jax.envs.vector import make_vector_env
+    config_check.validate(config, num_devices=jax.local_device_count())
+    records = []
+
+    def out(stage, **kw):
+        rec = dict(bench="pipeline", stage=stage, **kw, **_common(config))
+        records.append(rec)
+        emit(json.dumps(rec))
+        return rec
+
+    own_dir = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="bench_pipeline_")
+    try:
+        if "demos" in parts:
+            s = measure_demos(config, workdir)
+            n = int(s["num_workers"])
+            top = render_ceiling(config, n, steps)  # just after, with as many workers
+            out("render_ceiling", workers=n, frames_per_s=round(top, 2), frames=steps,
+                measured_for="demos", size=int(config.env.size), task=config.env.task)
+            out("demos", frames_per_s=s["frames_per_s"], ceiling="render_ceiling",
+                ceiling_frames_per_s=round(top, 2), ratio=round(s["frames_per_s"] / top, 3),
+                workers=n, frames=s["collected_frames"], episodes=s["collected_episodes"],
+                seconds=s["wall_time_s"])
+        if "video" in parts:
+            from experiments.benches import video
+            by_what = {}
+            for r in video.measure(config, iters):
+                what = r.pop("what")
+                by_what[what] = r
+                for k in ("variant", "devices", "platform", "loadavg"):
+                    r.pop(k, None)
+                if what.endswith("_train"):
+                    out(what, **r)
+            scan, loop = by_what["goal_sampling"], by_what["goal_sampling_loop"]
+            out("goal_sampling", seconds=scan["seconds"], ceiling="python_loop_sampler",
+                ceiling_seconds=loop["seconds"], ratio=round(loop["seconds"] / scan["seconds"], 3),
+                videos=scan["videos"], sampling_steps=scan["sampling_steps"],
+                guidance_scale=scan["guidance_scale"])
+        if "agent" in parts:
+            write_reward_inputs(config, workdir)
+            n = int(config.env.num_workers) * int(config.seeds)
+            default_overlap = bool(config.agent.overlap_env)
+            cases = agent_cases or [("genreward", default_overlap),
+                                    ("genreward", not default_overlap),
+                                    ("sparse", default_overlap)]
+            with make_vector_env(config.env, num_envs=n, seed=int(config.seed)) as envs:
+                runs = [start_agent(agent_config(config, reward, overlap), workdir, envs,
+                                    f"agent{i}") for i, (reward, overlap) in enumerate(cases)]
+                render = render_vector(config, n, envs)  # the same worker processes
+                per_episode = int(config.env.max_episode_steps) * n
+                done = [[0, 0, 0.0] for _ in cases]      # env steps, updates, seconds
+                ceil = [0, 0.0]                          # frames, seconds
+                # interleaved: an episode of the ceiling, then one of each case, ...
+                # (load from other processes hits all alike)
+                while min(d[0] for d in done) < steps:
+                    fps = render.run(per_episode)[0]
+                    ceil[0] += per_episode
+                    ceil[1] += per_episode / fps
+                    for d, r in zip(done, runs):
+                        if d[0] < steps:
+                            d[:] = [a + b for a, b in zip(d, time_episode(r))]
+            top = ceil[0] / ceil[1]
+            out("render_ceiling", workers=n, frames_per_s=round(top, 2), frames=ceil[0],
+                measured_for="agent", size=int(config.env.size), task=config.env.task)
+            for (reward, overlap), (env_steps, updates, seconds) in zip(cases, done):
+                out("agent", reward=reward, overlap_env=overlap,
+                    env_steps_per_s=round(env_steps / seconds, 2),
+                    updates_per_s=round(updates / seconds, 2), ceiling="render_ceiling",
+                    ceiling_frames_per_s=round(top, 2),
+                    ratio=round(env_steps / seconds / top, 3), workers=n, utd=1.0,
+                    updates_per_call=int(config.agent.updates_per_call),
+                    batch=int(config.agent.batch_size), env_steps=env_steps,
+                    seconds=round(seconds, 2), layout=runs[0].learner.layout)
+        if "fused" in parts:
+            fused, ref = measure_fused(config, iters, rounds)
+            out("fused_updates", updates_per_s=round(fused, 2), ceiling="jaxrl_style_sac_scan",
+                ceiling_updates_per_s=round(ref, 2), ratio=round(fused / ref, 3),
+                k=int(config.agent.updates_per_call), batch=int(config.agent.batch_size),
+                hidden=list(config.agent.hidden), reward="genreward")
+    finally:
+        if own_dir:
+            import shutil
+            shutil.rmtree(workdir, ignore_errors=True)
+    return records
+
+
+def main(argv=None):
+    import sys
+
+    from absl import flags
+    from ml_collections import config_flags
+
+    fv = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", "configs/metaworld.py:smoke",
+                                    "Config file with :VARIANTS (sizes of every stage).",
+                                    flag_values=fv)
+    flags.DEFINE_integer("steps", 400, "Env steps (frames) per agent / ceiling measurement.",
+                         flag_values=fv)
+    flags.DEFINE_integer("iters", 3, "Timed calls per video-model and fused measurement.",
+                         flag_values=fv)
+    flags.DEFINE_integer("rounds", 2, "Interleaved rounds of fused vs jaxrl (best counts).",
+                         flag_values=fv)
+    flags.DEFINE_list("parts", list(PARTS), f"Subset of {','.join(PARTS)}.", flag_values=fv)
+    flags.DEFINE_string("workdir", None, "Keep the demos/agent scratch here (default: a "
+                        "temp dir, removed; demos already there are not collected again).",
+                        flag_values=fv)
+    from vidrl_jax.errors import VidrlError
+    try:
+        fv([sys.argv[0]] + list(sys.argv[1:] if argv is None else argv))
+        unknown = sorted(set(fv.parts) - set(PARTS))
+        if unknown:
+            raise flags.Error(f"--parts: unknown {unknown}; choose from {','.join(PARTS)}")
+        run(fv.config, steps=fv.steps, iters=fv.iters, rounds=fv.rounds,
+            parts=tuple(fv.parts), workdir=fv.workdir,
+            emit=lambda line: print(line, flush=True))
+    except (VidrlError, flags.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
