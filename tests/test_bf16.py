@@ -17,13 +17,14 @@ from vidrl_jax.models import unet3d, vae3d
 from vidrl_jax.train import autoencoder as ae
 from vidrl_jax.train import diffusion as train_diffusion
 
+from test_diffusion import SHAPE, _data as unet_test_data  # noqa: E402 (same latent shape)
+
 # One level each (XLA compile time dominates on 2 CPU cores; bf16 paths are the same
 # layers at every level).
 VAE = vae3d.VAEConfig(channels=(8,), latent_channels=2, patch_size=2, spatial_downsample=2,
                       temporal_downsample=2, size=8)
 UNET = unet3d.UNetConfig(latent_channels=4, channels=(8,), attention_levels=(), heads=2,
                          text_dim=8)
-SHAPE = (3, 4, 4, 4)  # T', h, w, C
 SCHED = schedules.make_schedule("cosine", 100)
 
 
@@ -84,18 +85,9 @@ def test_vae_bf16_close_to_fp32_and_trains():
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
 
 
-def _unet_batch(n=4, seed=0):
-    rng = np.random.default_rng(seed)
-    base = rng.normal(size=(n, 1) + SHAPE[1:]).astype(np.float32)
-    ramp = np.linspace(0, 1, SHAPE[0], dtype=np.float32)[None, :, None, None, None]
-    lat = base + ramp * rng.normal(size=(n, 1) + SHAPE[1:]).astype(np.float32)
-    return {"latents": jnp.asarray(lat), "text": jnp.arange(n, dtype=jnp.int32) % 3,
-            "ids": jnp.arange(n, dtype=jnp.int32)}
-
-
 def test_unet_bf16_close_to_fp32_and_trains():
     init = unet3d.init_params(UNET, jax.random.PRNGKey(0), SHAPE)
-    batch = _unet_batch()
+    batch = unet_test_data()
     cond = training.batch_cond(batch)
     drop = jnp.array([False, True, False, False])
     apply = {c.dtype: jax.jit(unet3d.make_apply(c)) for c in (UNET, _bf16(UNET))}
