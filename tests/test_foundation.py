@@ -93,7 +93,7 @@ def test_video_models_are_shared_across_target_tasks():
         for k, v in over.items():
             section, field = k.split("__")
             c[section][field] = v
-        return {name: stages.stage_config(c, stages.stage_depends(stages.stage_module(name), c))
+        return {name: stages.recorded_config(c, name)
                 for name in ("demos", "autoencoder", "diffusion", "goal")}
 
     door, drawer = keys(env__task="door-open-v3"), keys(env__task="drawer-open-v3")

@@ -58,6 +58,11 @@ def stage_depends(module, config):
     return tuple(module.depends(config)) if hasattr(module, "depends") else module.DEPENDS
 
 
+def recorded_config(config, name):
+    """What stage `name` records in its config.json: the part of `config` it depends on."""
+    return stage_config(config, stage_depends(stage_module(name), config))
+
+
 def stage_config(config, depends):
     """The JSON-able part of `config` named by `depends` (sections or dotted fields)."""
     out = {}
@@ -113,7 +118,7 @@ def _with_added_fields(recorded):
 def check_stage_dir(config, workdir, name, force=False):
     """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config."""
     stage_dir = os.path.join(workdir, name)
-    want = stage_config(config, stage_depends(stage_module(name), config))
+    want = recorded_config(config, name)
     path = os.path.join(stage_dir, CONFIG_FILE)
     if not os.path.exists(path):
         return "new"
@@ -148,7 +153,7 @@ def link_shared_stage(config, workdir, name, shared_dir):
     Runs whose stage configs agree (a sweep over agent settings) then build each
     shared stage once and reuse it.
     """
-    key = json.dumps(stage_config(config, stage_depends(stage_module(name), config)), sort_keys=True)
+    key = json.dumps(recorded_config(config, name), sort_keys=True)
     target = os.path.abspath(os.path.join(
         shared_dir, f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"))
     os.makedirs(target, exist_ok=True)
@@ -168,8 +173,7 @@ def _prepare_stage(config, workdir, name, force, shared_dir, shared_stages):
     state = check_stage_dir(config, workdir, name, force)
     if state != "done":
         os.makedirs(stage_dir, exist_ok=True)
-        _write_json(os.path.join(stage_dir, CONFIG_FILE),
-                    stage_config(config, stage_depends(stage_module(name), config)))
+        _write_json(os.path.join(stage_dir, CONFIG_FILE), recorded_config(config, name))
     return state
 
 
