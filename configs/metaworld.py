@@ -81,6 +81,9 @@ def _diffusion():
         text_dim=64,                 # learned per-task table when clip.path == ''
         schedule="cosine",           # linear | cosine
         prediction="v",              # eps | v
+        # What is denoised: residual = VAE latents minus those of the first frame held
+        # still (the motion; the static scene is given), or the latents themselves.
+        target="residual",           # residual | latents
         timesteps=1000,
         cond_dropout=0.1,            # condition dropout for classifier-free guidance
         dtype="float32",             # compute dtype: float32 | bfloat16 (params stay float32)

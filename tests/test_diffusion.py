@@ -25,8 +25,8 @@ def _data(n=4, seed=0):
     base = rng.normal(size=(n, 1) + SHAPE[1:]).astype(np.float32)
     ramp = np.linspace(0, 1, SHAPE[0], dtype=np.float32)[None, :, None, None, None]
     lat = base + ramp * rng.normal(size=(n, 1) + SHAPE[1:]).astype(np.float32)
-    return {"latents": jnp.asarray(lat), "text": jnp.arange(n, dtype=jnp.int32) % 3,
-            "ids": jnp.arange(n, dtype=jnp.int32)}
+    return {"latents": jnp.asarray(lat), "first_frame": jnp.asarray(lat[:, 0]),
+            "text": jnp.arange(n, dtype=jnp.int32) % 3, "ids": jnp.arange(n, dtype=jnp.int32)}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_pmap_two_devices_matches_one(setup):
 
 def _cond():
     batch = _data(2)
-    return {"first_frame": batch["latents"][:, 0], "text": batch["text"]}, (2,) + SHAPE
+    return {"first_frame": batch["first_frame"], "text": batch["text"]}, (2,) + SHAPE
 
 
 def test_ddim_eta0_deterministic_and_scan_equals_loop(setup, trained):
@@ -152,10 +152,31 @@ def test_likelihood_reward_prefers_training_videos(setup, trained):
                            latent_shape=SHAPE, clip_length=9)
     reward = jax.jit(make_likelihood_reward(model, num_timesteps=4))
     data = _data()
-    cond = {"first_frame": data["latents"][:, 0], "text": data["text"]}
+    cond = {"first_frame": data["first_frame"], "text": data["text"]}
     other = jax.random.normal(jax.random.PRNGKey(9), data["latents"].shape)
     other = other.at[:, 0].set(data["latents"][:, 0])        # same first frame, wrong motion
-    both = reward(model.params, jnp.concatenate([data["latents"], other]),
+    lat = jnp.concatenate([data["latents"], other])
+    both = reward(model.params, lat, jnp.zeros_like(lat),  # ('latents' target: still unused)
                   jax.tree.map(lambda c: jnp.concatenate([c, c]), cond), jax.random.PRNGKey(0))
     assert both.shape == (8,) and np.all(np.isfinite(both))
     assert np.all(both[:4] > both[4:]), both
+
+
+def test_residual_target_round_trip_and_scales():
+    from vidrl_jax.diffusion.model_io import DiffusionModel
+
+    common = dict(unet=CFG, params=None, schedule_name="cosine", timesteps=100,
+                  prediction="v", latent_scale=4.0, latent_shape=SHAPE, clip_length=9)
+    lat = _data()["latents"]
+    still = jnp.broadcast_to(lat[:, :1], lat.shape)          # the first frame held still
+    res = DiffusionModel(target="residual", cond_scale=0.5, **common)
+    x = res.to_model(lat, still)
+    np.testing.assert_allclose(x, 4.0 * (lat - still), rtol=1e-6)
+    np.testing.assert_array_equal(x[:, 0], 0.0)               # frame 0 is given, not generated
+    np.testing.assert_allclose(res.from_model(x, still), lat, atol=1e-6)
+    np.testing.assert_allclose(res.cond("door-open-v3", lat[:, 0])["first_frame"],
+                               0.5 * lat[:, 0], rtol=1e-6)
+    plain = DiffusionModel(**common)                          # 'latents': still is unused
+    np.testing.assert_allclose(plain.to_model(lat, still), 4.0 * lat, rtol=1e-6)
+    np.testing.assert_allclose(plain.cond("door-open-v3", lat[:, 0])["first_frame"],
+                               4.0 * lat[:, 0], rtol=1e-6)

@@ -27,6 +27,7 @@ def _episodes():
 def _latent_set(episodes, views=2):
     n = len(episodes) * views
     return ddata.LatentSet(latents=np.zeros((n, 3, 2, 2, 4), np.float32),
+                           still=np.zeros((n, 3, 2, 2, 4), np.float32),
                            task=np.repeat([TASKS.index(e["task"]) for e in episodes], views),
                            episode=np.repeat(np.arange(len(episodes)), views),
                            view=np.tile(np.arange(views), len(episodes)))
@@ -58,3 +59,25 @@ def test_phases_pretrain_finetune_and_holdout():
     c.diffusion.finetune_steps = 5
     with pytest.raises(ConfigError, match="holdout_task"):
         phases(c, lat, val)
+
+
+def test_still_latents_share_frame_zero_with_the_video():
+    """The residual target subtracts the first frame held still; with the causal VAE its
+    latent frame 0 is the video's own, so a residual's frame 0 is exactly zero."""
+    import jax
+
+    from vidrl_jax.models import vae3d
+    cfg = vae3d.VAEConfig(channels=(4,), latent_channels=2, patch_size=2, spatial_downsample=2,
+                          temporal_downsample=2, size=8)
+    params = vae3d.init(cfg, jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    eps = [dict(task="door-open-v3", frames=rng.integers(0, 256, (7, 8, 8, 3), dtype=np.uint8),
+                success=np.arange(6) >= 3) for _ in range(2)]
+    lat = ddata.build_latent_set(eps, ddata.make_encoder(cfg, params), 5, 2, seed=0,
+                                 batch_size=2)
+    assert lat.still.shape == lat.latents.shape == (4, 3, 4, 4, 2)
+    np.testing.assert_array_equal(lat.still[:, 0], lat.latents[:, 0])
+    assert np.abs(lat.latents[:, 1:] - lat.still[:, 1:]).max() > 1e-3   # motion remains
+    # still latents are per episode: both views of an episode share them, episodes differ
+    np.testing.assert_array_equal(lat.still[0], lat.still[1])
+    assert np.abs(lat.still[0] - lat.still[2]).max() > 1e-3

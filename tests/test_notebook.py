@@ -20,10 +20,23 @@ def notebook_code():
     return "\n".join(lines)
 
 
+# Cuts the smoke budget further (the notebook's cells run unchanged otherwise): the
+# test checks that every stage runs on 8 devices and the outputs appear, not quality.
+SHORTER = """
+config.vae.update(steps=10, eval_every=10, checkpoint_every=10)
+config.diffusion.update(steps=10, eval_every=10, checkpoint_every=10)
+config.agent.update(total_steps=300, prefill_steps=100, eval_every=300, checkpoint_every=300)
+"""
+ANCHOR = "config.env.task = TASK\n"
+
+
 def test_notebook_runs_smoke_on_8_devices(tmp_path):
+    code = notebook_code() + "\n"
+    assert ANCHOR in code, "the notebook no longer sets config.env.task; update this test"
+    code = code.replace(ANCHOR, ANCHOR + SHORTER)
     env = dict(os.environ, VIDRL_VARIANT="smoke", VIDRL_WORKDIR=str(tmp_path / "run"),
                XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
-    code = "import jax\nassert jax.local_device_count() == 8\n" + notebook_code()
+    code = "import jax\nassert jax.local_device_count() == 8\n" + code
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

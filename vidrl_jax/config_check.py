@@ -1,4 +1,5 @@
 """Validation of a whole config before any work starts: clear errors naming the field."""
+from vidrl_jax.diffusion.model_io import TARGETS
 from vidrl_jax.envs.tasks import check_task
 from vidrl_jax.errors import ConfigError
 from vidrl_jax.rewards import video_level
@@ -60,6 +61,7 @@ def validate(config, num_devices=1):
     _choice(config.reward.frame_features, "reward.frame_features", ("vae",))
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
+    _choice(config.diffusion.target, "diffusion.target", TARGETS)
     _choice(config.clip.prompt_mode, "clip.prompt_mode", ("instruction", "generic", "both"))
     if config.agent.replay_capacity < config.agent.batch_size:
         raise ConfigError(

@@ -98,6 +98,8 @@ def measure(config, iters, sampling_steps=0, autoencoder=True):
     b = int(d.batch_size)
     rng = np.random.default_rng(0)
     batch = {"latents": rng.normal(size=(nd, b // nd) + tuple(lat_shape)).astype(np.float32),
+             "first_frame": rng.normal(size=(nd, b // nd) + tuple(lat_shape[1:])).astype(
+                 np.float32),
              "text": rng.integers(0, 50, (nd, b // nd)).astype(np.int32),
              "ids": np.arange(b, dtype=np.int32).reshape(nd, b // nd)}
     holder = {"s": train_diffusion.replicate(training.create_state(params, tx), nd)}

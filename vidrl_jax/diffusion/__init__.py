@@ -4,8 +4,9 @@
     model = diffusion.load(stage_dir)          # DiffusionModel (EMA params)
     x0 = diffusion.ddim_sample(model.apply_fn, model.params, model.schedule,
                                model.prediction, (B,) + model.latent_shape,
-                               model.cond(task, first_latents), key, steps, eta, scale)
-    latents = x0 / model.latent_scale          # VAE latents, decode with vae3d.decode
+                               model.cond(task, still[:, 0]), key, steps, eta, scale)
+    latents = model.from_model(x0, still)      # VAE latents, decode with vae3d.decode
+    # still: VAE latents [B,T',h,w,C] of the first frame held still for the clip
 """
 from vidrl_jax.diffusion.ema import ema_decay, ema_update
 from vidrl_jax.diffusion.losses import denoising_loss

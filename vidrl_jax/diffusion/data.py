@@ -8,7 +8,9 @@ augmentation). Videos are encoded once with the VAE (posterior mean):
 
     LatentSet: latents float32 [N, T', h, w, C] (unscaled VAE latents),
                task int32 [N] (index into vidrl_jax.envs.tasks.TASKS),
-               episode int32 [N], view int32 [N]
+               episode int32 [N], view int32 [N],
+               still float32 [N, T', h, w, C]: latents of the video's first frame held
+               still for the whole clip (what `diffusion.target=residual` subtracts)
 """
 import dataclasses
 
@@ -50,15 +52,14 @@ class LatentSet:
     task: np.ndarray
     episode: np.ndarray
     view: np.ndarray
+    still: np.ndarray
 
     def __len__(self):
         return len(self.latents)
 
-    def subset(self, mask):
-        return LatentSet(self.latents[mask], self.task[mask], self.episode[mask], self.view[mask])
-
     def to_npz(self):
-        return dict(latents=self.latents, task=self.task, episode=self.episode, view=self.view)
+        return dict(latents=self.latents, task=self.task, episode=self.episode, view=self.view,
+                    still=self.still)
 
 
 def make_encoder(vae_cfg, vae_params):
@@ -72,17 +73,26 @@ def encode_videos(encoder, videos, batch_size):
     return map_fixed_batches(encoder, videos, batch_size).astype(np.float32)
 
 
+def still_videos(first_frames, clip_length):
+    """First frames uint8 [N,H,W,3] held still: [N, clip_length, H, W, 3]."""
+    return np.repeat(np.asarray(first_frames)[:, None], clip_length, axis=1)
+
+
 def build_latent_set(episodes, encoder, clip_length, views, seed, batch_size=16):
-    """Encodes `views` resampled videos of every episode -> LatentSet."""
+    """Encodes `views` resampled videos of every episode (and its first frame held
+    still, once per episode) -> LatentSet."""
     if not episodes:
         raise VidrlError("no demo episodes to train the diffusion model on (check demos.tasks, "
                          "env.task and diffusion.holdout_task)")
     items = list(episode_videos(episodes, clip_length, views, seed))
     videos = np.stack([it[2] for it in items])
+    firsts = np.stack([ep["frames"][0] for ep in episodes])
+    still = encode_videos(encoder, still_videos(firsts, clip_length), batch_size)
+    episode = np.array([it[0] for it in items], np.int32)
     return LatentSet(latents=encode_videos(encoder, videos, batch_size),
                      task=np.array([TASKS.index(it[3]) for it in items], np.int32),
-                     episode=np.array([it[0] for it in items], np.int32),
-                     view=np.array([it[1] for it in items], np.int32))
+                     episode=episode, view=np.array([it[1] for it in items], np.int32),
+                     still=still[episode])
 
 
 def split_episodes(episodes, val_fraction):

@@ -21,6 +21,8 @@ from vidrl_jax.envs.tasks import TASKS, check_task
 from vidrl_jax.errors import CheckpointError
 from vidrl_jax.models import unet3d
 
+TARGETS = ("latents", "residual")
+
 PARAMS_FILE = "unet_params.msgpack"
 CONFIG_FILE = "unet_config.json"
 TEXT_FILE = "text_features.npy"
@@ -30,8 +32,15 @@ TEXT_FILE = "text_features.npy"
 class DiffusionModel:
     """Everything needed to sample or score latent videos.
 
-    latent_shape: (T', h, w, C); latents fed to the UNet are VAE posterior means
-    times `latent_scale`. clip_length: frames of a training video (before VAE).
+    latent_shape: (T', h, w, C); clip_length: frames of a training video (before VAE).
+    What the UNet denoises (`target`, config `diffusion.target`), times `latent_scale`:
+      latents   the VAE posterior means of the video;
+      residual  those minus `still`, the latents of the video's first frame held still
+                for the whole clip: the change the video shows. The static scene, most
+                of the latents' variance, is then given, not generated, and the motion
+                gets the whole scaled range. Latent frame 0 of a residual is exactly 0
+                (the causal VAE encodes frame 0 on its own).
+    The first-frame condition is the VAE latent of frame 0 times `cond_scale`.
     """
     unet: unet3d.UNetConfig
     params: Any
@@ -42,6 +51,24 @@ class DiffusionModel:
     latent_shape: tuple
     clip_length: int
     text_features: Optional[np.ndarray] = None
+    target: str = "latents"
+    cond_scale: Optional[float] = None     # None: latent_scale
+
+    @property
+    def first_scale(self):
+        return self.latent_scale if self.cond_scale is None else self.cond_scale
+
+    def to_model(self, latents, still):
+        """VAE latents [B,T',h,w,C] -> what the UNet denoises (`still` like latents:
+        the first frame held still; unused for target 'latents')."""
+        if self.target == "residual":
+            latents = latents - still
+        return latents * self.latent_scale
+
+    def from_model(self, x, still):
+        """The inverse of `to_model`: a sample x [B,T',h,w,C] -> VAE latents."""
+        latents = x / self.latent_scale
+        return latents + still if self.target == "residual" else latents
 
     @property
     def apply_fn(self):
@@ -62,14 +89,15 @@ class DiffusionModel:
         """Condition for `task` (name) and VAE first-frame latents [B,h,w,C] (unscaled)."""
         b = first_frame_latents.shape[0]
         ids = np.full((b,), TASKS.index(check_task(task)), np.int32)
-        return {"first_frame": jnp.asarray(first_frame_latents) * self.latent_scale,
+        return {"first_frame": jnp.asarray(first_frame_latents) * self.first_scale,
                 "text": self.text_for_ids(ids)}
 
     def meta(self):
         return dict(unet=self.unet.to_dict(), schedule=self.schedule_name,
                     timesteps=self.timesteps, prediction=self.prediction,
                     latent_scale=float(self.latent_scale),
-                    latent_shape=list(self.latent_shape), clip_length=self.clip_length)
+                    latent_shape=list(self.latent_shape), clip_length=self.clip_length,
+                    target=self.target, cond_scale=float(self.first_scale))
 
 
 def _atomic(path, data, mode="wb"):
@@ -108,14 +136,14 @@ def load(stage_dir):
                                   "diffusion stage")
         text = np.load(text_path)
     shape = tuple(meta["latent_shape"])
-    target = unet3d.init_params_shape(unet, shape)
+    shapes = unet3d.init_params_shape(unet, shape)
     try:
         with open(params_path, "rb") as f:
-            params = flax.serialization.from_bytes(target, f.read())
+            params = flax.serialization.from_bytes(shapes, f.read())
     except Exception as e:
         raise CheckpointError(f"{params_path} is corrupt or does not match {CONFIG_FILE} "
                               f"({type(e).__name__}); re-run the diffusion stage") from None
-    for a, b in zip(jax.tree.leaves(target), jax.tree.leaves(params)):
+    for a, b in zip(jax.tree.leaves(shapes), jax.tree.leaves(params)):
         if tuple(a.shape) != np.shape(b):
             raise CheckpointError(f"{params_path} does not match {CONFIG_FILE} "
                                   f"(shape {np.shape(b)} vs {np.shape(a)})")
@@ -123,5 +151,6 @@ def load(stage_dir):
                           schedule_name=meta["schedule"], timesteps=int(meta["timesteps"]),
                           prediction=meta["prediction"], latent_scale=float(meta["latent_scale"]),
                           latent_shape=shape, clip_length=int(meta["clip_length"]),
-                          text_features=text)
+                          text_features=text, target=meta.get("target", "latents"),
+                          cond_scale=meta.get("cond_scale"))
 

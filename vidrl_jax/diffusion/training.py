@@ -1,11 +1,12 @@
 """Pure diffusion training: state creation and `train_step(state, batch, key)`.
 
 state = {"step": int32 [], "params", "ema", "opt"}   (plain dict pytree)
-batch = {"latents": float32 [B, T', h, w, C] (scaled VAE latents),
+batch = {"latents": float32 [B, T', h, w, C] (what the UNet denoises: scaled VAE
+                    latents or their residual, see DiffusionModel.to_model),
+         "first_frame": float32 [B, h, w, C] (the scaled clean latent of frame 0; the
+                        causal VAE encodes frame 0 on its own),
          "text": int32 [B] task ids or float32 [B, F] text features,
-         "ids": int32 [B] global example indices (per-example randomness)}
-The first-frame condition is the clean latent frame 0 (the causal VAE encodes
-frame 0 on its own). With `axis_name` set, gradients and metrics are averaged
+         "ids": int32 [B] global example indices (per-example randomness)} With `axis_name` set, gradients and metrics are averaged
 over that pmap axis, so B split over devices equals B on one device.
 """
 import jax
@@ -26,7 +27,7 @@ def create_state(params, tx):
 
 
 def batch_cond(batch):
-    return {"first_frame": batch["latents"][:, 0], "text": batch["text"]}
+    return {"first_frame": batch["first_frame"], "text": batch["text"]}
 
 
 def make_train_step(apply_fn, tx, schedule, prediction, cond_dropout, decay, axis_name=None):

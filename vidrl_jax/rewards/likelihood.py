@@ -18,8 +18,9 @@ guidance). A fixed `key` gives common random numbers across calls, so rewards of
 different windows are comparable.
 
     fn = make_likelihood_reward(model, num_timesteps=8)
-    r = fn(model.params, latents [B,T',h,w,C] (VAE posterior means), cond, key) -> [B]
-    # cond = model.cond(task, first_frame_latents [B,h,w,C])
+    r = fn(model.params, latents [B,T',h,w,C] (VAE posterior means), still, cond, key) -> [B]
+    # still: latents of the first frame held still, like latents (DiffusionModel.to_model)
+    # cond = model.cond(task, still[:, 0])
 """
 import jax
 import jax.numpy as jnp
@@ -59,12 +60,11 @@ def likelihood_bound(apply_fn, params, schedule, prediction, x, cond, key, ts, w
 
 
 def make_likelihood_reward(model, num_timesteps=8):
-    """fn(params, latents [B,T',h,w,C] unscaled, cond, key) -> reward [B] (jit-able)."""
-    schedule, apply_fn = model.schedule, model.apply_fn
-    prediction, scale = model.prediction, float(model.latent_scale)
+    """fn(params, latents [B,T',h,w,C] unscaled, still, cond, key) -> reward [B] (jit-able)."""
+    schedule, apply_fn, prediction = model.schedule, model.apply_fn, model.prediction
     ts, weights = elbo_grid(schedule, num_timesteps)
 
-    def reward(params, latents, cond, key):
-        return likelihood_bound(apply_fn, params, schedule, prediction, latents * scale, cond,
-                                key, ts, weights)
+    def reward(params, latents, still, cond, key):
+        return likelihood_bound(apply_fn, params, schedule, prediction,
+                                model.to_model(latents, still), cond, key, ts, weights)
     return reward

@@ -1,6 +1,7 @@
 """Stage `goal`: the goal video, imagined from a fresh episode's first frame.
 
-Resets `env.task` with `goal.seed`, encodes the first frame with the VAE,
+Resets `env.task` with `goal.seed`, encodes the first frame with the VAE (alone,
+and held still for the clip: the base a residual model's sample is added to),
 samples `goal.num_videos` latent videos with DDIM (`goal.sampling_steps`,
 `goal.eta`) and classifier-free guidance (`goal.guidance_scale`), sets latent
 frame 0 to the encoded first frame (known exactly), decodes. Output:
@@ -24,7 +25,7 @@ import numpy as np
 
 from vidrl_jax import diffusion
 from vidrl_jax.data import shards
-from vidrl_jax.diffusion.data import clip_indices, make_encoder
+from vidrl_jax.diffusion.data import clip_indices, make_encoder, still_videos
 from vidrl_jax.envs.tasks import instruction
 from vidrl_jax.errors import VidrlError
 from vidrl_jax.models import vae3d
@@ -50,7 +51,8 @@ def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta,
     """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), sampling seconds,
     compile seconds)."""
     encode = make_encoder(vae_cfg, vae_params)
-    first = jnp.repeat(encode(frame[None, None])[:, 0], num, axis=0)       # [N,h,w,C]
+    still = jnp.repeat(encode(still_videos(frame[None], model.clip_length)), num, axis=0)
+    first = still[:, 0]                                   # [N,h,w,C] (causal: frame 0 alone)
     sample = diffusion.make_sampler(model.apply_fn, model.prediction,
                                     (num,) + tuple(model.latent_shape), steps)
     args = (model.params, model.schedule, model.cond(task, first), key, eta, scale)
@@ -60,7 +62,7 @@ def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta,
     start = time.time()
     x0 = jax.block_until_ready(compiled(*args))
     seconds = time.time() - start
-    z = (x0 / model.latent_scale).at[:, 0].set(first)
+    z = model.from_model(x0, still).at[:, 0].set(first)
     frames = np.asarray(jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))(vae_params, z))
     latents = encode(frames)
     return frames, latents, seconds, compile_seconds

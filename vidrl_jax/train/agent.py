@@ -45,12 +45,6 @@ ROBOCLIP_FRAMES = 8
 LIKELIHOOD_TIMESTEPS = 8
 
 
-def vae3d_encode_first(vae_cfg, vae_params, frames):
-    """First frames [N,H,W,3] -> VAE posterior-mean latents [N,h,w,C]."""
-    from vidrl_jax.models import vae3d
-    return vae3d.encode(vae_cfg, vae_params, frames[:, None])[0][:, 0]
-
-
 # ----------------------------------------------------------------------------- seeds
 def env_seeds(seed, episode, num_envs, offset=0):
     """Reset seeds of the `num_envs` envs of one agent for training episode `episode`
@@ -107,7 +101,7 @@ class RewardEncoders:
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         goal_latent = self._embed(goal_frames[None])[0]
         if self.centre:
-            goal_latent = goal_latent - self._static(goal_frames[None, 0])[0]
+            goal_latent = goal_latent - self.still(goal_frames[None, 0])[0]
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
@@ -116,9 +110,9 @@ class RewardEncoders:
                               cfg.latent_size, cfg.latent_channels)
         self.likelihood_fn = None
         if float(config.reward.likelihood):
-            self._init_likelihood(config, ctx, cfg, params)
+            self._init_likelihood(config, ctx)
 
-    def _init_likelihood(self, config, ctx, vae_cfg, vae_params):
+    def _init_likelihood(self, config, ctx):
         """VIPER-style term: the diffusion model's ELBO-style likelihood of the window,
         conditioned on the episode's first frame and the instruction."""
         from vidrl_jax import diffusion
@@ -133,18 +127,18 @@ class RewardEncoders:
         fn = make_likelihood_reward(model, num_timesteps=LIKELIHOOD_TIMESTEPS)
         task = config.env.task
         key = jax.random.PRNGKey(0)  # common random numbers: windows stay comparable
-        first = jax.jit(lambda f: vae3d_encode_first(vae_cfg, vae_params, f))
 
         @jax.jit
-        def score(latents, first_latents):
-            return fn(model.params, latents, model.cond(task, first_latents), key)
-        self.first_latents = first
+        def score(latents, still):  # still[:, 0]: the first frame's latent (causal VAE)
+            return fn(model.params, latents, still, model.cond(task, still[:, 0]), key)
         self.likelihood_fn = score
 
-    def likelihood(self, window_latent, first_latents):
-        """[N,D] window embeddings + [N,h,w,C] first-frame latents -> [N] rewards."""
-        lat = jnp.asarray(window_latent).reshape((-1,) + self._latent_shape)
-        return np.asarray(self.likelihood_fn(lat, first_latents))
+    def likelihood(self, window_latent, still):
+        """[N,D] window embeddings + [N,D] embeddings of the episodes' first frames held
+        still (`still`) -> [N] rewards."""
+        shape = (-1,) + self._latent_shape
+        return np.asarray(self.likelihood_fn(jnp.asarray(window_latent).reshape(shape),
+                                             jnp.asarray(still).reshape(shape)))
 
     def _init_roboclip(self, config):
         """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
@@ -179,14 +173,14 @@ class RewardEncoders:
             return np.zeros((len(frames), 0), np.float32)
         return self._phi(frames)
 
-    def _static(self, frames):
-        """Embedding of each frame [N,H,W,3] held still for the goal video's length."""
+    def still(self, frames):
+        """Embedding [N,D] of each frame [N,H,W,3] held still for the goal video's length."""
         return self._embed(np.repeat(np.asarray(frames)[:, None], self.clip_len, axis=1))
 
     def start_episode(self, first_frames):
         """Sets the centring reference of each env to its first frame (if centring)."""
         if self.latent_dim and self.centre:
-            self._reference = self._static(first_frames)
+            self._reference = self.still(first_frames)
 
     def window(self, videos):
         """Embeddings [N,D] (the VAE posterior mean, flattened) of videos [N,T,H,W,3]."""
@@ -483,8 +477,8 @@ class AgentRun:
         latent = self.encoders.window(self.windows.frames)
         with_likelihood = "likelihood" in self.learner.specs
         if with_likelihood:
-            first_latents = self.encoders.first_latents(info["frame"])
-            lik = self.encoders.likelihood(latent, first_latents)
+            still = self.encoders.still(info["frame"])
+            lik = self.encoders.likelihood(latent, still)
         out = []
         overlap = overlap and on_step is not None
         pending = None  # (overlap) the transition whose on_step has not run yet
@@ -505,7 +499,7 @@ class AgentRun:
             if t % self.stride == 0 or last:
                 latent = self.encoders.window(self.windows.frames)
                 if with_likelihood:
-                    lik = self.encoders.likelihood(latent, first_latents)
+                    lik = self.encoders.likelihood(latent, still)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi,
                               self.encoders.stored(latent),
                               reward, info["success"], terminated, truncated)

@@ -61,12 +61,18 @@ def unreplicate(tree):
     return jax.tree.map(lambda x: x[0], tree)
 
 
-def make_batch(lat, scale, text_for_ids, index, num_devices):
-    """Host batch for items `index` of LatentSet `lat`, laid out [D, B/D, ...]."""
+def host_batch(lat, model, index, ids):
+    """UNet training/eval batch for items `index` of LatentSet `lat` (see training)."""
+    return {"latents": model.to_model(lat.latents[index], lat.still[index]),
+            "first_frame": lat.latents[index][:, 0] * model.first_scale,
+            "text": np.asarray(model.text_for_ids(lat.task[index])),
+            "ids": np.asarray(ids, np.int32)}
+
+
+def make_batch(lat, model, index, num_devices):
+    """`host_batch` laid out [D, B/D, ...]."""
     b = len(index)
-    batch = {"latents": lat.latents[index] * scale,
-             "text": np.asarray(text_for_ids(lat.task[index])),
-             "ids": np.arange(b, dtype=np.int32)}
+    batch = host_batch(lat, model, index, np.arange(b))
     return jax.tree.map(lambda x: x.reshape((num_devices, b // num_devices) + x.shape[1:]), batch)
 
 
@@ -75,8 +81,10 @@ def latent_dataset(config, stage_dir, demos_dir, vae_cfg, vae_params):
     path = os.path.join(stage_dir, LATENTS_FILE)
     if os.path.exists(path):
         with np.load(path) as z:
-            lat = ddata.LatentSet(z["latents"], z["task"], z["episode"], z["view"])
-            return lat, z["val"]
+            if "still" in z:  # (a cache from before the still latents is rebuilt)
+                lat = ddata.LatentSet(z["latents"], z["task"], z["episode"], z["view"],
+                                      z["still"])
+                return lat, z["val"]
     d = config.diffusion
     episodes = shards.load_episodes(demos_dir)
     logging.info("diffusion: encoding %d episodes x %d views with the VAE", len(episodes),
@@ -123,15 +131,18 @@ def phases(config, lat, val):
     return out, {k: v for k, v in evals.items() if len(v)}
 
 
-def init_from(path, unet_cfg, latent_shape):
-    """(EMA params, latent scale) of an earlier diffusion stage, checked against this
-    architecture; finetuning keeps the pretrained model's latent scale."""
+def init_from(path, unet_cfg, latent_shape, target):
+    """(EMA params, latent scale, condition scale) of an earlier diffusion stage, checked
+    against this architecture; finetuning keeps the pretrained model's scales."""
     model = model_io.load(path)
     if model.unet != unet_cfg or tuple(model.latent_shape) != tuple(latent_shape):
         raise ConfigError(f"diffusion.init_from={path}: its model ({model.unet}, latents "
                           f"{model.latent_shape}) differs from this config ({unet_cfg}, latents "
                           f"{tuple(latent_shape)}); use the same diffusion/vae architecture")
-    return model.params, model.latent_scale
+    if model.target != target:
+        raise ConfigError(f"diffusion.init_from={path} denoises {model.target!r} but "
+                          f"diffusion.target={target!r}; set diffusion.target={model.target}")
+    return model.params, model.latent_scale, model.first_scale
 
 
 class Evaluator:
@@ -141,15 +152,14 @@ class Evaluator:
         self.fn = jax.jit(training.make_eval_loss(apply_fn, schedule, prediction))
         self.batch_size = batch_size
 
-    def __call__(self, params, lat, scale, text_for_ids, index):
+    def __call__(self, params, lat, model, index):
         idx = np.repeat(index, EVAL_NOISE_DRAWS)
         losses = []
         for i in range(0, len(idx), self.batch_size):
             chunk = idx[i:i + self.batch_size]
             real = len(chunk)
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.batch_size - real)])
-            batch = {"latents": lat.latents[chunk] * scale, "text": text_for_ids(lat.task[chunk]),
-                     "ids": np.arange(i, i + self.batch_size, dtype=np.int32)}
+            batch = host_batch(lat, model, chunk, np.arange(i, i + self.batch_size))
             losses.append(np.asarray(self.fn(params, batch, jax.random.PRNGKey(1234)))[:real])
         return float(np.mean(np.concatenate(losses)))
 
@@ -174,15 +184,21 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
                        0 if text_features is None else text_features.shape[1])
     unet3d.log_text_mode(ucfg, config.clip.path)
     key = jax.random.PRNGKey(config.seed)
+    target = d.target
     if d.init_from:
-        params, scale = init_from(d.init_from, ucfg, latent_shape)
+        params, scale, cond_scale = init_from(d.init_from, ucfg, latent_shape, target)
     else:
         params = unet3d.init_params(ucfg, key, latent_shape)
-        scale = float(1.0 / max(np.std(lat.latents[train_items]), 1e-6))
+        train_lat = lat.latents[train_items]
+        cond_scale = float(1.0 / max(np.std(train_lat), 1e-6))
+        if target == "residual":
+            train_lat = train_lat - lat.still[train_items]
+        scale = float(1.0 / max(np.std(train_lat), 1e-6))
     model = model_io.DiffusionModel(
         unet=ucfg, params=None, schedule_name=d.schedule, timesteps=int(d.timesteps),
         prediction=d.prediction, latent_scale=scale, latent_shape=tuple(latent_shape),
-        clip_length=int(d.clip_length), text_features=text_features)
+        clip_length=int(d.clip_length), text_features=text_features, target=target,
+        cond_scale=cond_scale)
     apply_fn, schedule = model.apply_fn, make_schedule(d.schedule, int(d.timesteps))
 
     tx = training.make_optimizer(float(d.lr))
@@ -204,7 +220,7 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     del state
 
     def evaluate(step, ema):
-        out = {f"{k}_loss": evaluator(ema, lat, scale, model.text_for_ids, idx)
+        out = {f"{k}_loss": evaluator(ema, lat, model, idx)
                for k, idx in evals.items()}
         logger.scalars(step, out, prefix=tag + "eval/")
         return out
@@ -218,7 +234,7 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
         while step < phase_end:
             rng = np.random.default_rng([config.seed, phase_id, step])
             index = rng.choice(pool, d.batch_size, replace=len(pool) < d.batch_size)
-            batch = make_batch(lat, scale, model.text_for_ids, index, nd)
+            batch = make_batch(lat, model, index, nd)
             state_r, metrics = step_fn(state_r, batch, jax.random.PRNGKey(config.seed + 1))
             step += 1
             if step % d.log_every == 0 or step == total:
@@ -250,7 +266,7 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     model_io.save(stage_dir, model)
     return {"steps": int(step), "steps_per_s": steps_per_s,
             "text_mode": ucfg.text_mode, "train_videos": int(len(train_items)),
-            "latent_shape": list(latent_shape), "latent_scale": scale,
+            "latent_shape": list(latent_shape), "latent_scale": scale, "target": target,
             **{f"{k}": round(v, 5) for k, v in eval_metrics.items()}}
 
 
@@ -262,15 +278,14 @@ def log_samples(config, logger, tag, step, model, ema, lat, evals, vae_cfg, vae_
     if index is None:
         return
     index = index[:count]
-    first = lat.latents[index][:, 0]
-    cond = {"first_frame": jnp.asarray(first * model.latent_scale),
+    cond = {"first_frame": jnp.asarray(lat.latents[index][:, 0] * model.first_scale),
             "text": model.text_for_ids(lat.task[index])}
     steps = min(int(config.diffusion.sample_steps), model.timesteps)
     x0 = sampler.make_sampler(model.apply_fn, model.prediction, (len(index),) + model.latent_shape,
                               steps)(ema, model.schedule, cond, jax.random.PRNGKey(step),
                                      float(config.goal.eta), float(config.goal.guidance_scale))
     dec = jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))
-    fake = np.asarray(dec(vae_params, x0 / model.latent_scale))
+    fake = np.asarray(dec(vae_params, model.from_model(x0, lat.still[index])))
     real = np.asarray(dec(vae_params, jnp.asarray(lat.latents[index])))
     for i in range(len(index)):
         logger.video(f"{tag}samples/{i}", step, np.concatenate([real[i], fake[i]], axis=2))
