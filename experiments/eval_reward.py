@@ -6,7 +6,9 @@
 Loads the VAE (DIR/autoencoder) and the goal video (DIR/goal/goal_video.npz;
 `--goal=expert` or, with `--goal=auto`, a missing goal stage, uses a fresh
 expert episode of the task resampled to the VAE clip length instead — the
-output says which). Collects fresh episodes (seeds far from the demo seeds):
+output says which; `--goal=generated_latents` takes the VAE goal embedding from
+the sampled latents instead of re-encoding the decoded frames, centred on the
+real first frame held still, as `reward.video_goal=sampled` does). Collects fresh episodes (seeds far from the demo seeds):
 expert, uniform random policy, noisy expert (Gaussian action noise, `auto`
 picks the std whose success rate is nearest 1/2 on a state-only calibration
 run) and experts of other tasks. Every `stride` steps the agent's video (the
@@ -42,9 +44,11 @@ from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Pipeline workdir (needs autoencoder/).")
 _TASK = flags.DEFINE_string("task", None, "Task (default: the goal video's, else env.task).")
-_GOAL = flags.DEFINE_enum("goal", "auto", ["auto", "generated", "expert"],
-                          "Goal video: the goal stage's (generated), an expert demo, or "
-                          "generated if it exists else expert (auto).")
+_GOAL = flags.DEFINE_enum("goal", "auto", ["auto", "generated", "generated_latents", "expert"],
+                          "Goal video: the goal stage's (generated: its decoded frames, "
+                          "re-encoded; generated_latents: the VAE goal embedding is the "
+                          "sampled latents themselves), an expert demo, or generated if it "
+                          "exists else expert (auto).")
 _EPISODES = flags.DEFINE_integer("episodes", 10, "Episodes per group (noisy: 2x).")
 _NOISE = flags.DEFINE_string("noise", "auto", "Noisy-expert action noise std, or 'auto'.")
 _OTHER = flags.DEFINE_integer("other_tasks", 3, "Number of other tasks whose experts are negatives.")
@@ -167,7 +171,9 @@ def configured_key():
 class Scorer:
     """Rewards of the `vae` and `pixels` embeddings against one goal video."""
 
-    def __init__(self, cfg, params, goal_frames, window):
+    def __init__(self, cfg, params, goal_frames, window, goal_latents=None, first_frame=None):
+        """goal_latents [T',h,w,C] (optional): the VAE goal embedding, centred on
+        `first_frame` [H,W,3] held still, instead of goal_frames re-encoded."""
         import functools
 
         import jax
@@ -182,6 +188,9 @@ class Scorer:
         self.window = window
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self.goal, self.goal_static = self.embed(goal[None]), self.static(goal[0])
+        if goal_latents is not None:
+            self.goal["vae"] = np.asarray(goal_latents, np.float32).reshape(1, -1)
+            self.goal_static["vae"] = self.static(first_frame)["vae"]
 
     def embed(self, videos, batch=32):
         """{'vae': [N, D], 'pixels': [N, T*H*W*3]} of videos [N, T, H, W, 3]."""
@@ -261,13 +270,13 @@ def main(argv):
         with np.load(goal_path) as g:
             goal_task = str(g["task"]) if "task" in g else None
     task = check_task(_TASK.value or goal_task or env_cfg["task"], "--task")
-    source = _GOAL.value
+    source, goal_latents, first_frame = _GOAL.value, None, None
     if source == "auto":
         source = "generated" if os.path.exists(goal_path) and goal_task in (None, task) else "expert"
         if source == "expert":
             print(f"note: no generated goal video for {task} in {goal_path} (run the goal "
                   f"stage); using a real expert demo as the goal instead", file=sys.stderr)
-    if source == "generated":
+    if source in ("generated", "generated_latents"):
         if not os.path.exists(goal_path):
             raise StageMissingError(f"no goal video at {goal_path}: run the goal stage "
                                     f"(--stages=goal) or pass --goal=expert")
@@ -276,7 +285,13 @@ def main(argv):
                              f"pass --goal=expert or run the goal stage for {task}")
         with np.load(goal_path) as g:
             goal_frames = np.asarray(g["frames"])
-        goal_desc = f"generated goal video {goal_path} ({len(goal_frames)} frames)"
+            if source == "generated_latents":
+                if "sampled_latents" not in g:
+                    raise VidrlError(f"{goal_path} has no sampled_latents (made before they "
+                                     "were saved): re-run the goal stage")
+                goal_latents, first_frame = g["sampled_latents"], g["first_frame"]
+        goal_desc = (f"generated goal video {goal_path} ({len(goal_frames)} frames"
+                     + (", VAE goal = its sampled latents)" if goal_latents is not None else ")"))
     else:
         length = 1 + 4 * cfg.temporal_downsample  # 17 for td=4
         demo = collect(task, env_cfg, [SEED_BASE + 999_999], "expert")[0]
@@ -286,7 +301,7 @@ def main(argv):
         goal_desc = (f"expert demo (seed {SEED_BASE + 999_999}) from reset to first "
                      f"success, resampled to {length} frames")
     window = _WINDOW.value or 16
-    scorer = Scorer(cfg, params, goal_frames, window)
+    scorer = Scorer(cfg, params, goal_frames, window, goal_latents, first_frame)
 
     n, base = _EPISODES.value, SEED_BASE + 1000 * _SEED.value
     if _NOISE.value == "auto":

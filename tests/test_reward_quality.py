@@ -85,3 +85,11 @@ def test_eval_reward_scorer_goal_episode_scores_best():
     for emb in ("vae", "pixels"):
         np.testing.assert_allclose(still[f"{emb}/episode/centred_distance"], -1.0, atol=1e-5)
     assert eval_reward.configured_key() in r
+    # --goal=generated_latents: the goal's own latents (centred on its first frame) give
+    # the same VAE rewards as re-encoding its frames
+    lat = np.asarray(vae3d.encode(cfg, params, goal[None])[0])[0]
+    from_latents = eval_reward.Scorer(cfg, params, goal, window=8, goal_latents=lat,
+                                      first_frame=goal[0])
+    _, r2 = from_latents.rewards(frames, stride=5)
+    for k in r:
+        np.testing.assert_allclose(r2[k], r[k], atol=1e-5)

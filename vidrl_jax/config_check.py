@@ -57,6 +57,7 @@ def validate(config, num_devices=1):
     _choice(config.agent.obs, "agent.obs", ("state", "pixels"))
     _choice(config.reward.video_window, "reward.video_window", video_level.WINDOW_MODES)
     _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
+    _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled"))
     # (CLIP frame features for FB are not built yet: the VAE encoder is the only φ.)
     _choice(config.reward.frame_features, "reward.frame_features", ("vae",))
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))

@@ -6,8 +6,9 @@ samples `goal.num_videos` latent videos with DDIM (`goal.sampling_steps`,
 `goal.eta`) and classifier-free guidance (`goal.guidance_scale`), sets latent
 frame 0 to the encoded first frame (known exactly), decodes. Output:
   goal_video.npz  frames uint8 [T,H,W,3] (video 0), latents float32 [T',h,w,C]
-                  (VAE posterior mean of the decoded goal video), first_frame uint8
-                  [H,W,3], task, instruction; all_frames [N,T,H,W,3] when N > 1
+                  (VAE posterior mean of the decoded goal video), sampled_latents
+                  float32 [T',h,w,C] (the sampled VAE latents that were decoded), first_frame
+                  uint8 [H,W,3], task, instruction; all_frames [N,T,H,W,3] when N > 1
   goal_video.gif  the goal video;  strip.png  goal video over a real expert demo
   metrics.json    diffusion held-out denoising losses (from the diffusion stage's
                   summary), sampling and compile seconds, MSE of the goal video against
@@ -48,8 +49,8 @@ def first_frame(config):
 
 
 def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta, scale, key):
-    """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), sampling seconds,
-    compile seconds)."""
+    """-> (frames uint8 [N,T,H,W,3], latents [N,T',h,w,C] (re-encoded), sampled latents
+    [N,T',h,w,C] (decoded into frames), sampling seconds, compile seconds)."""
     encode = make_encoder(vae_cfg, vae_params)
     still = jnp.repeat(encode(still_videos(frame[None], model.clip_length)), num, axis=0)
     first = still[:, 0]                                   # [N,h,w,C] (causal: frame 0 alone)
@@ -64,8 +65,7 @@ def sample_goal_videos(model, vae_cfg, vae_params, frame, task, num, steps, eta,
     seconds = time.time() - start
     z = model.from_model(x0, still).at[:, 0].set(first)
     frames = np.asarray(jax.jit(lambda p, z: vae3d.decode_uint8(vae_cfg, p, z))(vae_params, z))
-    latents = encode(frames)
-    return frames, latents, seconds, compile_seconds
+    return frames, encode(frames), np.asarray(z), seconds, compile_seconds
 
 
 def expert_demo(demos_dir, task, clip_length):
@@ -94,13 +94,14 @@ def run(config, ctx):
     diff_dir = ctx.stage_output("diffusion")
     model = diffusion.load(diff_dir)
     frame = first_frame(config)
-    frames, latents, seconds, compile_seconds = sample_goal_videos(
+    frames, latents, sampled, seconds, compile_seconds = sample_goal_videos(
         model, vae_cfg, vae_params, frame, task, int(g.num_videos), int(g.sampling_steps),
         float(g.eta), float(g.guidance_scale), jax.random.PRNGKey(int(g.seed)))
     d = ctx.stage_dir
     extra = {"all_frames": frames} if len(frames) > 1 else {}
     tmp = os.path.join(d, f"tmp{os.getpid()}_goal_video.npz")
-    np.savez(tmp, frames=frames[0], latents=latents[0], first_frame=frame, task=task,
+    np.savez(tmp, frames=frames[0], latents=latents[0], sampled_latents=sampled[0],
+             first_frame=frame, task=task,
              instruction=instruction(task), **extra)
     os.replace(tmp, os.path.join(d, "goal_video.npz"))
     save_gif(os.path.join(d, "goal_video.gif"), frames[0], fps=4, scale=4)

@@ -28,7 +28,7 @@ import numpy as np
 
 from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
-from vidrl_jax.errors import ConfigError
+from vidrl_jax.errors import ConfigError, StageMissingError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 from vidrl_jax.utils import distributed
@@ -88,8 +88,10 @@ class RewardEncoders:
         if cfg.size != config.env.size:
             raise ConfigError(f"env.size={config.env.size} but the VAE in "
                               f"{ctx.stage_output('autoencoder')} was trained at {cfg.size}px")
-        with np.load(os.path.join(ctx.stage_output("goal"), "goal_video.npz")) as g:
-            goal_frames = np.asarray(g["frames"])
+        goal_path = os.path.join(ctx.stage_output("goal"), "goal_video.npz")
+        with np.load(goal_path) as g:
+            goal_frames, real_first = np.asarray(g["frames"]), np.asarray(g["first_frame"])
+            sampled = np.asarray(g["sampled_latents"]) if "sampled_latents" in g else None
         self.goal_frames = goal_frames
         t = len(goal_frames)
         td = cfg.temporal_downsample
@@ -99,9 +101,17 @@ class RewardEncoders:
             goal_frame = np.asarray(g["frame"])
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
-        goal_latent = self._embed(goal_frames[None])[0]
+        # reward.video_goal: the decoded goal video re-encoded (its first frame is the
+        # centring base), or the sampled latents themselves (base: the real first frame).
+        if config.reward.video_goal == "sampled":
+            if sampled is None or self.clip_len != t:
+                raise StageMissingError(f"{goal_path} has no sampled latents of a {t}-frame "
+                                        "video; re-run the goal stage (--stages=goal)")
+            goal_latent, base = jnp.asarray(sampled).reshape(-1), real_first
+        else:
+            goal_latent, base = self._embed(goal_frames[None])[0], goal_frames[0]
         if self.centre:
-            goal_latent = goal_latent - self.still(goal_frames[None, 0])[0]
+            goal_latent = goal_latent - self.still(base[None])[0]
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
