@@ -48,7 +48,7 @@ _GOAL = flags.DEFINE_enum("goal", "auto", ["auto", "generated", "generated_laten
                           "Goal video: the goal stage's (generated: its decoded frames, "
                           "re-encoded; generated_latents: the VAE goal embedding is the "
                           "sampled latents themselves), an expert demo, or generated if it "
-                          "exists else expert (auto).")
+                          "exists (its sampled latents when saved) else expert (auto).")
 _EPISODES = flags.DEFINE_integer("episodes", 10, "Episodes per group (noisy: 2x).")
 _NOISE = flags.DEFINE_string("noise", "auto", "Noisy-expert action noise std, or 'auto'.")
 _OTHER = flags.DEFINE_integer("other_tasks", 3, "Number of other tasks whose experts are negatives.")
@@ -265,14 +265,17 @@ def main(argv):
     if env_cfg["size"] != cfg.size:
         raise VidrlError(f"env.size={env_cfg['size']} but the VAE was trained at {cfg.size}px")
     goal_path = os.path.join(workdir, "goal", "goal_video.npz")
-    goal_task = None
+    goal_task, has_sampled = None, False
     if os.path.exists(goal_path):
         with np.load(goal_path) as g:
             goal_task = str(g["task"]) if "task" in g else None
+            has_sampled = "sampled_latents" in g
     task = check_task(_TASK.value or goal_task or env_cfg["task"], "--task")
     source, goal_latents, first_frame = _GOAL.value, None, None
     if source == "auto":
         source = "generated" if os.path.exists(goal_path) and goal_task in (None, task) else "expert"
+        if source == "generated" and has_sampled:  # what reward.video_goal=sampled pays
+            source = "generated_latents"
         if source == "expert":
             print(f"note: no generated goal video for {task} in {goal_path} (run the goal "
                   f"stage); using a real expert demo as the goal instead", file=sys.stderr)
