@@ -6,9 +6,11 @@ samples `goal.num_videos` latent videos with DDIM (`goal.sampling_steps`,
 `goal.eta`) and classifier-free guidance (`goal.guidance_scale`), sets latent
 frame 0 to the encoded first frame (known exactly), decodes. Output:
   goal_video.npz  frames uint8 [T,H,W,3] (video 0), latents float32 [T',h,w,C]
-                  (VAE posterior mean of the decoded goal video), sampled_latents
-                  float32 [T',h,w,C] (the sampled VAE latents that were decoded), first_frame
-                  uint8 [H,W,3], task, instruction; all_frames [N,T,H,W,3] when N > 1
+                  (VAE posterior mean of the decoded goal video 0), sampled_latents
+                  float32 [T',h,w,C] (the mean over the N videos of their sampled VAE
+                  latents: the goal embedding of reward.video_goal=sampled), first_frame
+                  uint8 [H,W,3], task, instruction; all_frames [N,T,H,W,3] and
+                  all_sampled_latents [N,T',h,w,C] when N > 1
   goal_video.gif  the goal video;  strip.png  goal video over a real expert demo
   metrics.json    diffusion held-out denoising losses (from the diffusion stage's
                   summary), sampling and compile seconds, MSE of the goal video against
@@ -98,9 +100,9 @@ def run(config, ctx):
         model, vae_cfg, vae_params, frame, task, int(g.num_videos), int(g.sampling_steps),
         float(g.eta), float(g.guidance_scale), jax.random.PRNGKey(int(g.seed)))
     d = ctx.stage_dir
-    extra = {"all_frames": frames} if len(frames) > 1 else {}
+    extra = {"all_frames": frames, "all_sampled_latents": sampled} if len(frames) > 1 else {}
     tmp = os.path.join(d, f"tmp{os.getpid()}_goal_video.npz")
-    np.savez(tmp, frames=frames[0], latents=latents[0], sampled_latents=sampled[0],
+    np.savez(tmp, frames=frames[0], latents=latents[0], sampled_latents=sampled.mean(axis=0),
              first_frame=frame, task=task,
              instruction=instruction(task), **extra)
     os.replace(tmp, os.path.join(d, "goal_video.npz"))

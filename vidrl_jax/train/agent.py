@@ -102,7 +102,8 @@ class RewardEncoders:
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         # reward.video_goal: the decoded goal video re-encoded (its first frame is the
-        # centring base), or the sampled latents themselves (base: the real first frame).
+        # centring base), or the sampled latents themselves, averaged over the goal
+        # stage's videos (base: the real first frame).
         if config.reward.video_goal == "sampled":
             if sampled is None or self.clip_len != t:
                 raise StageMissingError(f"{goal_path} has no sampled latents of a {t}-frame "
