@@ -105,7 +105,10 @@ def write_reward_inputs(config, workdir, seed=0):
     rng = np.random.default_rng(seed)
     size, t = int(config.env.size), int(config.diffusion.clip_length)
     frames = rng.integers(0, 256, (t, size, size, 3), dtype=np.uint8)
-    outputs = {"autoencoder": None, "goal": ("goal_video.npz", dict(frames=frames)),
+    sampled = rng.normal(size=(vae_cfg.latent_frames(t), vae_cfg.latent_size,
+                               vae_cfg.latent_size, vae_cfg.latent_channels)).astype(np.float32)
+    goal = dict(frames=frames, first_frame=frames[0], sampled_latents=sampled)
+    outputs = {"autoencoder": None, "goal": ("goal_video.npz", goal),
                "select": ("goal_frame.npz", dict(frame=frames[-1], index=np.int64(t - 1)))}
     for stage, out in outputs.items():
         d = os.path.join(workdir, stage)
