@@ -111,7 +111,7 @@ def _goal():
         seed=0,                      # env seed of the episode whose first frame conditions the goal
         sampling_steps=50,
         eta=0.0,
-        guidance_scale=3.0,
+        guidance_scale=10.0,         # swept 1.5-15 on door-open (README, reward quality)
         # Goal videos sampled; the sampled-latents goal embedding is their mean (door-open,
         # generated goal: noisy success/fail AUC 0.69 with 1 video, 0.78 with 8)
         num_videos=8,
