@@ -8,10 +8,10 @@ Loads the VAE (DIR/autoencoder) and the goal video (DIR/goal/goal_video.npz;
 expert episode of the task resampled to the VAE clip length instead — the
 output says which; `--goal=generated_latents` takes the VAE goal embedding from
 the sampled latents instead of re-encoding the decoded frames, centred on the
-real first frame held still, as `reward.video_goal=sampled` does). Collects fresh episodes (seeds far from the demo seeds):
-expert, uniform random policy, noisy expert (Gaussian action noise, `auto`
-picks the std whose success rate is nearest 1/2 on a state-only calibration
-run) and experts of other tasks. Every `stride` steps the agent's video (the
+real first frame held still, as `reward.video_goal=sampled` does). Collects
+fresh episodes (seeds far from the demo seeds): expert, uniform random policy,
+noisy expert (Gaussian action noise, `auto` picks the std whose success rate is
+nearest 1/2 on a state-only calibration run) and experts of other tasks. Every `stride` steps the agent's video (the
 episode so far, or its last `window` frames; vidrl_jax/rewards/video_level.py)
 resampled to the goal length is scored against the goal video, with E the
 flattened VAE posterior mean (`vae`) or the flattened pixels (`pixels`):
@@ -201,8 +201,8 @@ class Scorer:
 
     def static(self, frame):
         """Embeddings of `frame` [H, W, 3] held still for the goal length."""
-        import numpy as np
-        return self.embed(np.repeat(frame[None, None], self.length, axis=1))
+        from vidrl_jax.diffusion.data import still_videos
+        return self.embed(still_videos(frame[None], self.length))
 
     def rewards(self, frames, stride):
         """Window end times [N] and {'<emb>/<mode>/<reward>': [N]} (see module docstring)."""
@@ -289,7 +289,7 @@ def main(argv):
         with np.load(goal_path) as g:
             goal_frames = np.asarray(g["frames"])
             if source == "generated_latents":
-                if "sampled_latents" not in g:
+                if not has_sampled:
                     raise VidrlError(f"{goal_path} has no sampled_latents (made before they "
                                      "were saved): re-run the goal stage")
                 goal_latents, first_frame = g["sampled_latents"], g["first_frame"]

@@ -6,8 +6,9 @@ batch = {"latents": float32 [B, T', h, w, C] (what the UNet denoises: scaled VAE
          "first_frame": float32 [B, h, w, C] (the scaled clean latent of frame 0; the
                         causal VAE encodes frame 0 on its own),
          "text": int32 [B] task ids or float32 [B, F] text features,
-         "ids": int32 [B] global example indices (per-example randomness)} With `axis_name` set, gradients and metrics are averaged
-over that pmap axis, so B split over devices equals B on one device.
+         "ids": int32 [B] global example indices (per-example randomness)}
+With `axis_name` set, gradients and metrics are averaged over that pmap axis, so
+B split over devices equals B on one device.
 """
 import jax
 import jax.numpy as jnp

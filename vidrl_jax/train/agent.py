@@ -28,6 +28,7 @@ import numpy as np
 
 from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
+from vidrl_jax.diffusion.data import still_videos
 from vidrl_jax.errors import ConfigError, StageMissingError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
@@ -144,12 +145,12 @@ class RewardEncoders:
             return fn(model.params, latents, still, model.cond(task, still[:, 0]), key)
         self.likelihood_fn = score
 
-    def likelihood(self, window_latent, still):
-        """[N,D] window embeddings + [N,D] embeddings of the episodes' first frames held
-        still (`still`) -> [N] rewards."""
+    def likelihood(self, window_latent):
+        """[N,D] window embeddings -> [N] rewards (against the episodes' first frames held
+        still, set by `start_episode`)."""
         shape = (-1,) + self._latent_shape
         return np.asarray(self.likelihood_fn(jnp.asarray(window_latent).reshape(shape),
-                                             jnp.asarray(still).reshape(shape)))
+                                             jnp.asarray(self._reference).reshape(shape)))
 
     def _init_roboclip(self, config):
         """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
@@ -186,11 +187,12 @@ class RewardEncoders:
 
     def still(self, frames):
         """Embedding [N,D] of each frame [N,H,W,3] held still for the goal video's length."""
-        return self._embed(np.repeat(np.asarray(frames)[:, None], self.clip_len, axis=1))
+        return self._embed(still_videos(frames, self.clip_len))
 
     def start_episode(self, first_frames):
-        """Sets the centring reference of each env to its first frame (if centring)."""
-        if self.latent_dim and self.centre:
+        """Sets each env's reference, its first frame held still, when centring or the
+        likelihood term needs it."""
+        if self.latent_dim and (self.centre or self.likelihood_fn is not None):
             self._reference = self.still(first_frames)
 
     def window(self, videos):
@@ -488,8 +490,7 @@ class AgentRun:
         latent = self.encoders.window(self.windows.frames)
         with_likelihood = "likelihood" in self.learner.specs
         if with_likelihood:
-            still = self.encoders.still(info["frame"])
-            lik = self.encoders.likelihood(latent, still)
+            lik = self.encoders.likelihood(latent)
         out = []
         overlap = overlap and on_step is not None
         pending = None  # (overlap) the transition whose on_step has not run yet
@@ -510,7 +511,7 @@ class AgentRun:
             if t % self.stride == 0 or last:
                 latent = self.encoders.window(self.windows.frames)
                 if with_likelihood:
-                    lik = self.encoders.likelihood(latent, still)
+                    lik = self.encoders.likelihood(latent)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi,
                               self.encoders.stored(latent),
                               reward, info["success"], terminated, truncated)
