@@ -11,16 +11,24 @@ overridden: `--config.env.task=drawer-open-v3`.
 """
 import ml_collections
 
-# Each reward variant only sets `reward.*` weights: variants differ in config alone.
+# Each reward variant only sets `reward.*` fields: variants differ in config alone.
+# Variants that add terms normalise each by its running std (`reward.normalize`):
+# unnormalised, the frame term F(s,a,z)^T z (a successor-measure value, ~1/(1-gamma)
+# times a per-step reward) outweighed the video term ~9x and the policy chased it
+# (README, agent results table).
+_TERMS = ("env", "video", "frame", "likelihood", "roboclip")
 REWARD_VARIANTS = {
-    "genreward": dict(env="none", video=1.0, frame=1.0, likelihood=0.0, roboclip=0.0),
-    "genreward+dense": dict(env="dense", video=1.0, frame=1.0, likelihood=0.0, roboclip=0.0),
-    "sparse": dict(env="sparse", video=0.0, frame=0.0, likelihood=0.0, roboclip=0.0),
-    "dense": dict(env="dense", video=0.0, frame=0.0, likelihood=0.0, roboclip=0.0),
-    "video": dict(env="none", video=1.0, frame=0.0, likelihood=0.0, roboclip=0.0),
-    "frame": dict(env="none", video=0.0, frame=1.0, likelihood=0.0, roboclip=0.0),
-    "likelihood": dict(env="none", video=0.0, frame=0.0, likelihood=1.0, roboclip=0.0),
-    "roboclip": dict(env="none", video=0.0, frame=0.0, likelihood=0.0, roboclip=1.0),
+    name: dict(zip(_TERMS, weights), normalize=normalize)
+    for name, weights, normalize in [
+        ("genreward", ("none", 1.0, 1.0, 0.0, 0.0), True),
+        ("genreward+dense", ("dense", 1.0, 1.0, 0.0, 0.0), True),
+        ("sparse", ("sparse", 0.0, 0.0, 0.0, 0.0), False),
+        ("dense", ("dense", 0.0, 0.0, 0.0, 0.0), False),
+        ("video", ("none", 1.0, 0.0, 0.0, 0.0), False),
+        ("frame", ("none", 0.0, 1.0, 0.0, 0.0), False),
+        ("likelihood", ("none", 0.0, 0.0, 1.0, 0.0), False),
+        ("roboclip", ("none", 0.0, 0.0, 0.0, 1.0), False),
+    ]
 }
 
 SIZE_VARIANTS = ("default", "smoke", "gpu", "tpu")
@@ -181,7 +189,7 @@ def _reward():
         frame=1.0,                   # beta: frame-level (FB) weight
         likelihood=0.0,              # VIPER-style diffusion likelihood weight
         roboclip=0.0,                # CLIP text-video similarity at episode end
-        normalize=False,             # running mean/std per term
+        normalize=True,              # each term (r - running mean) / running std (as genreward)
         # The video reward (vidrl_jax/rewards/video_level.py): the agent's video so far
         # (episode) or its last `window` frames (last, GenReward's), resampled to the goal
         # video's length, against the goal video; embeddings centred on their first
