@@ -88,7 +88,11 @@ def _diffusion():
         num_res_blocks=1,
         attention_levels=(1,),       # spatial attention at these (low-res) levels
         heads=4,
-        text_dim=64,                 # learned per-task table when clip.path == ''
+        text_dim=64,
+        # Instruction embedding when clip.path == '': a learned row per task (table) or
+        # learned embeddings of the instruction's words (words: a task left out of
+        # training is still described by words other tasks trained).
+        text="table",                # table | words
         schedule="cosine",           # linear | cosine
         prediction="v",              # eps | v
         # What is denoised: residual = VAE latents minus those of the first frame held

@@ -180,3 +180,59 @@ def test_residual_target_round_trip_and_scales():
     np.testing.assert_allclose(plain.to_model(lat, still), 4.0 * lat, rtol=1e-6)
     np.testing.assert_allclose(plain.cond("door-open-v3", lat[:, 0])["first_frame"],
                                4.0 * lat[:, 0], rtol=1e-6)
+
+
+def test_instruction_words_describe_unseen_tasks_by_shared_words():
+    from vidrl_jax.envs.tasks import TASKS, WORDS, instruction_words
+
+    f = instruction_words()
+    assert f.shape == (len(TASKS), len(WORDS)) and f.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, rtol=1e-6)
+    row = {t: f[TASKS.index(t)] for t in ("door-open-v3", "door-close-v3", "drawer-open-v3",
+                                          "push-v3")}
+    # 'open the door' shares 'door' with 'close the door', 'open' with 'open the drawer',
+    # only 'the' with 'push the puck to the goal'
+    assert row["door-open-v3"] @ row["door-close-v3"] > row["door-open-v3"] @ row["push-v3"]
+    assert row["door-open-v3"] @ row["drawer-open-v3"] > row["door-open-v3"] @ row["push-v3"]
+
+
+def test_words_text_mode_saves_loads_and_conditions(tmp_path):
+    import dataclasses
+
+    from vidrl_jax.diffusion import model_io
+    from vidrl_jax.envs.tasks import TASKS, instruction_words
+    from vidrl_jax.errors import CheckpointError
+
+    words = instruction_words()
+    cfg = dataclasses.replace(CFG, text_mode="words", text_feature_dim=words.shape[1])
+    params = unet3d.init_params(cfg, jax.random.PRNGKey(0), SHAPE)
+    leaves, tree = jax.tree.flatten(params)   # perturbed: the init's output head is zero
+    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    params = jax.tree.unflatten(tree, [p + 0.05 * jax.random.normal(k, p.shape)
+                                       for p, k in zip(leaves, keys)])
+    model = model_io.DiffusionModel(unet=cfg, params=params, schedule_name="cosine",
+                                    timesteps=100, prediction="v", latent_scale=1.0,
+                                    latent_shape=SHAPE, clip_length=9, text_features=words,
+                                    target="residual", cond_scale=1.0)
+    model_io.save(str(tmp_path), model)
+    back = model_io.load(str(tmp_path))
+    ids = [TASKS.index("door-open-v3"), TASKS.index("push-v3")]
+    np.testing.assert_array_equal(back.text_for_ids(ids), words[ids])
+    x = jnp.zeros((2,) + SHAPE)
+    cond = {"first_frame": x[:, 0], "text": back.text_for_ids(ids)}
+    out = back.apply_fn(back.params, x, jnp.array([5, 5]), cond, jnp.zeros(2, bool))
+    assert out.shape == x.shape
+    assert not np.allclose(out[0], out[1])      # the instruction changes the prediction
+    (tmp_path / model_io.TEXT_FILE).unlink()
+    with pytest.raises(CheckpointError, match="words text mode"):
+        model_io.load(str(tmp_path))
+
+
+def test_unknown_text_source_names_the_field():
+    from configs import metaworld
+    from vidrl_jax import config_check
+
+    c = metaworld.get_config("smoke")
+    c.diffusion.text = "clip"
+    with pytest.raises(ConfigError, match="diffusion.text"):
+        config_check.validate(c)

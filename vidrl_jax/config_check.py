@@ -63,6 +63,7 @@ def validate(config, num_devices=1):
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)
+    _choice(config.diffusion.text, "diffusion.text", ("table", "words"))
     _choice(config.clip.prompt_mode, "clip.prompt_mode", ("instruction", "generic", "both"))
     if config.agent.replay_capacity < config.agent.batch_size:
         raise ConfigError(

@@ -2,7 +2,7 @@
 
     diffusion/unet_params.msgpack   EMA UNet parameters (flax serialization)
     diffusion/unet_config.json      architecture + schedule + latent shape/scale
-    diffusion/text_features.npy     CLIP text features [len(TASKS), F] (clip mode only)
+    diffusion/text_features.npy     text features [len(TASKS), F] (clip and words modes)
 
 `load(stage_dir) -> DiffusionModel`; `save(stage_dir, model)`.
 """
@@ -79,7 +79,7 @@ class DiffusionModel:
         return make_schedule(self.schedule_name, self.timesteps)
 
     def text_for_ids(self, task_ids):
-        """Model text input for TASKS indices [B]: ids (table) or CLIP features."""
+        """Model text input for TASKS indices [B]: ids (table) or text features."""
         task_ids = np.asarray(task_ids, np.int32)
         if self.unet.text_mode == "table":
             return jnp.asarray(task_ids)
@@ -129,11 +129,11 @@ def load(stage_dir):
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cfg_path} is corrupt ({e}); re-run the diffusion stage") from None
     text = None
-    if unet.text_mode == "clip":
+    if unet.text_mode != "table":
         text_path = os.path.join(stage_dir, TEXT_FILE)
         if not os.path.exists(text_path):
-            raise CheckpointError(f"{text_path} is missing (CLIP text mode); re-run the "
-                                  "diffusion stage")
+            raise CheckpointError(f"{text_path} is missing ({unet.text_mode} text mode); "
+                                  "re-run the diffusion stage")
         text = np.load(text_path)
     shape = tuple(meta["latent_shape"])
     shapes = unet3d.init_params_shape(unet, shape)

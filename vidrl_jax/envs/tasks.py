@@ -77,3 +77,25 @@ def check_task(name, field="env.task"):
 def instruction(task):
     """The human-readable instruction of `task`, e.g. 'open the door'."""
     return INSTRUCTIONS[check_task(task)]
+
+
+# Vocabulary of every task's instruction, so tasks unseen in training still have words.
+WORDS = tuple(sorted({w for text in INSTRUCTIONS.values() for w in text.split()}))
+
+
+def instruction_words():
+    """Bag-of-words features of every task's instruction: float32 [len(TASKS), len(WORDS)].
+
+    Row i is the multi-hot vector of TASKS[i]'s instruction words, L2-normalised. A
+    linear map of it is a sum of learned word embeddings, so "open the door" shares
+    "open" with "open the drawer" and "door" with "close the door": a task left out of
+    training is still described by words trained on others (`diffusion.text=words`).
+    """
+    import numpy as np
+
+    index = {w: i for i, w in enumerate(WORDS)}
+    out = np.zeros((len(TASKS), len(WORDS)), np.float32)
+    for row, task in enumerate(TASKS):
+        for w in set(INSTRUCTIONS[task].split()):
+            out[row, index[w]] = 1.0
+    return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -2,7 +2,8 @@
 
 Shapes: x [B, T, h, w, C] noisy latents, t int32 [B] diffusion timesteps,
 cond = {"first_frame": [B, h, w, C] clean first-frame latent,
-        "text": int32 [B] task ids (learned table) or float32 [B, F] text features},
+        "text": int32 [B] task ids (learned table) or float32 [B, F] text features
+                (CLIP text embeddings or instruction bag-of-words, see TEXT_MODES)},
 drop bool [B]: True replaces both conditions by the null condition (a learned null
 text embedding and a zero first frame with a 0 "present" channel), for
 classifier-free guidance. Output: [B, T, h, w, C] (eps or v, see diffusion).
@@ -32,7 +33,9 @@ import jax.numpy as jnp
 from vidrl_jax.envs.tasks import TASKS
 from vidrl_jax.errors import ConfigError
 
-TEXT_MODES = ("table", "clip")
+# table: a learned embedding per task id; clip / words: a linear map of per-task text
+# features (CLIP text embeddings / instruction bag-of-words, envs.tasks.instruction_words).
+TEXT_MODES = ("table", "clip", "words")
 DTYPES = ("float32", "bfloat16")
 
 
@@ -192,7 +195,7 @@ class UNetConfig:
     heads: int = 4
     text_dim: int = 64
     text_mode: str = "table"
-    text_feature_dim: int = 0          # CLIP text feature size when text_mode == "clip"
+    text_feature_dim: int = 0          # text feature size when text_mode != "table"
     dtype: str = "float32"             # compute dtype: float32 | bfloat16 (diffusion.dtype)
 
     def to_dict(self):
@@ -281,6 +284,9 @@ def _build_apply(model):
 def log_text_mode(cfg, clip_path=""):
     if cfg.text_mode == "clip":
         logging.info("diffusion: instruction embedding = CLIP text features from %s", clip_path)
+    elif cfg.text_mode == "words":
+        logging.info("diffusion: instruction embedding = learned word embeddings of the "
+                     "instruction (diffusion.text=words, clip.path is empty)")
     else:
         logging.info("diffusion: instruction embedding = learned per-task table "
                      "(clip.path is empty); unseen tasks get an untrained embedding")

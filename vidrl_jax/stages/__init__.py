@@ -105,7 +105,7 @@ class StageContext:
 # Fields added to config sections after workdirs were made, with the value that
 # reproduces the older behaviour: a recorded config without them reads as having it.
 ADDED_FIELDS = {"vae": {"dtype": "float32"},
-                "diffusion": {"dtype": "float32", "target": "latents"},
+                "diffusion": {"dtype": "float32", "target": "latents", "text": "table"},
                 "reward": {"video_goal": "decoded"}}
 
 

@@ -25,7 +25,7 @@ from vidrl_jax.data import shards
 from vidrl_jax.diffusion import data as ddata
 from vidrl_jax.diffusion import model_io, sampler, training
 from vidrl_jax.diffusion.schedules import make_schedule
-from vidrl_jax.envs.tasks import TASKS, check_task, instruction
+from vidrl_jax.envs.tasks import TASKS, check_task, instruction, instruction_words
 from vidrl_jax.errors import ConfigError, NonFiniteError, VidrlError
 from vidrl_jax.models import unet3d, vae3d
 from vidrl_jax.utils.checkpoint import CheckpointManager
@@ -35,20 +35,29 @@ LATENTS_FILE = "latents.npz"
 EVAL_NOISE_DRAWS = 4
 
 
+def text_mode(config):
+    """The UNet's instruction input: CLIP when clip.path is set, else diffusion.text."""
+    return "clip" if config.clip.path else config.diffusion.text
+
+
 def unet_config(config, latent_channels, text_feature_dim=0):
     d = config.diffusion
     return unet3d.UNetConfig(
         latent_channels=int(latent_channels), channels=tuple(d.channels),
         num_res_blocks=int(d.num_res_blocks), attention_levels=tuple(d.attention_levels),
-        heads=int(d.heads), text_dim=int(d.text_dim),
-        text_mode="clip" if config.clip.path else "table", text_feature_dim=text_feature_dim,
-        dtype=str(d.get("dtype", "float32")))
+        heads=int(d.heads), text_dim=int(d.text_dim), text_mode=text_mode(config),
+        text_feature_dim=text_feature_dim, dtype=str(d.get("dtype", "float32")))
 
 
-def clip_text_features(clip_path):
-    """CLIP text features of every task's instruction: float32 [len(TASKS), F]."""
+def text_features(config):
+    """Per-task text features float32 [len(TASKS), F] of the text mode, or None (table)."""
+    mode = text_mode(config)
+    if mode == "words":
+        return instruction_words()
+    if mode == "table":
+        return None
     from vidrl_jax.models.clip import load_clip
-    clip = load_clip(clip_path, tokenizer=True)
+    clip = load_clip(config.clip.path, tokenizer=True)
     return np.asarray(clip.embed_texts([instruction(t) for t in TASKS]), np.float32)
 
 
@@ -179,9 +188,8 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     plan, evals = phases(config, lat, val)
     latent_shape = lat.latents.shape[1:]
     train_items = np.concatenate([p[1] for p in plan])
-    text_features = clip_text_features(config.clip.path) if config.clip.path else None
-    ucfg = unet_config(config, latent_shape[-1],
-                       0 if text_features is None else text_features.shape[1])
+    text = text_features(config)
+    ucfg = unet_config(config, latent_shape[-1], 0 if text is None else text.shape[1])
     unet3d.log_text_mode(ucfg, config.clip.path)
     key = jax.random.PRNGKey(config.seed)
     target = d.target
@@ -197,7 +205,7 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
     model = model_io.DiffusionModel(
         unet=ucfg, params=None, schedule_name=d.schedule, timesteps=int(d.timesteps),
         prediction=d.prediction, latent_scale=scale, latent_shape=tuple(latent_shape),
-        clip_length=int(d.clip_length), text_features=text_features, target=target,
+        clip_length=int(d.clip_length), text_features=text, target=target,
         cond_scale=cond_scale)
     apply_fn, schedule = model.apply_fn, make_schedule(d.schedule, int(d.timesteps))
 
