@@ -12,7 +12,8 @@ across cells (demos, autoencoder, diffusion, goal, select) are built once.
 `--shared_dir` lets several sweeps share them; `--stages` runs only those stages
 of each cell (e.g. `agent` for baselines that need no video model).
 Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
-tabulate final and best success rate (mean ± std over seeds) and wall time.
+tabulate final and best success rate and the final dense return (mean ± std over
+seeds) and wall time.
 """
 import argparse
 import csv
@@ -22,6 +23,8 @@ import json
 import os
 import subprocess
 import sys
+
+import numpy as np
 
 VARIANT_KEYS = ("reward", "variant")
 
@@ -61,14 +64,22 @@ def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
 
 
 def summarize(rows):
-    """rows: [(cell, results dict)] -> (markdown, csv) tables."""
-    header = ["cell", "seeds", "final_success", "best_success", "env_steps", "wall_time_s"]
+    """rows: [(cell, results dict)] -> (markdown, csv) tables.
+
+    final_dense_return: Meta-World's shaped return of the last evaluation (mean ± std
+    over seeds), whatever reward the agent trained on: progress short of success.
+    """
+    header = ["cell", "seeds", "final_success", "best_success", "final_dense_return",
+              "env_steps", "wall_time_s"]
     table = []
     for cell, r in rows:
         def pm(key):
             return f"{r[key + '_mean']:.2f} ± {r[key + '_std']:.2f}"
+        dense = np.asarray(r.get("final_returns", {}).get("env_dense", []), np.float64)
+        dense = f"{dense.mean():.0f} ± {dense.std():.0f}" if dense.size else "-"
         table.append([cell_name(cell), str(len(r["seeds"])), pm("final_success"),
-                      pm("best_success"), str(r["env_steps"]), f"{r['wall_time_s']:.0f}"])
+                      pm("best_success"), dense, str(r["env_steps"]),
+                      f"{r['wall_time_s']:.0f}"])
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in table]
     buf = io.StringIO()

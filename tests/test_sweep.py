@@ -38,7 +38,7 @@ def test_shared_stages_are_built_once_across_cells(tmp_path, monkeypatch):
 def test_summary_table():
     r = {"seeds": [0, 1], "final_success_mean": 0.5, "final_success_std": 0.5,
          "best_success_mean": 1.0, "best_success_std": 0.0, "env_steps": 100,
-         "wall_time_s": 12.0}
+         "wall_time_s": 12.0, "final_returns": {"env_dense": [100.0, 300.0]}}
     md, csv = sweep.summarize([([("reward", "sparse")], r)])
-    assert "| reward=sparse | 2 | 0.50 ± 0.50 | 1.00 ± 0.00 | 100 | 12 |" in md
+    assert "| reward=sparse | 2 | 0.50 ± 0.50 | 1.00 ± 0.00 | 200 ± 100 | 100 | 12 |" in md
     assert csv.splitlines()[1].startswith("reward=sparse,2,")
