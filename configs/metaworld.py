@@ -92,6 +92,8 @@ def _diffusion():
         # Instruction embedding when clip.path == '': a learned row per task (table) or
         # learned embeddings of the instruction's words (words: a task left out of
         # training is still described by words other tasks trained).
+        # words is the setting for a held-out task (README: reward quality); on seen
+        # tasks the table did better at success vs failure.
         text="table",                # table | words
         schedule="cosine",           # linear | cosine
         prediction="v",              # eps | v

@@ -182,9 +182,13 @@ def test_vector_env_leaves_no_orphans(tmp_path, sig):
     script = tmp_path / "vec.py"
     script.write_text(_SCRIPT)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The default SIGINT disposition, as under a terminal: a test runner started in the
+    # background by a non-interactive shell inherits SIGINT ignored, and so would the
+    # script, which then never sees the Ctrl-C.
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, cwd=root, text=True,
-                            start_new_session=True, env=dict(os.environ, PYTHONPATH=root))
+                            start_new_session=True, env=dict(os.environ, PYTHONPATH=root),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pids = [int(p) for p in proc.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
@@ -192,7 +196,7 @@ def test_vector_env_leaves_no_orphans(tmp_path, sig):
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         else:
             proc.kill()
-        proc.wait(timeout=120)  # generous: the test machine may be loaded
+        proc.wait(timeout=60)
         assert _wait_gone(pids) == []
     finally:
         if proc.poll() is None:
