@@ -86,10 +86,9 @@ def _diffusion():
         heads=4,
         text_dim=64,
         # Instruction embedding when clip.path == '': a learned row per task (table) or
-        # learned embeddings of the instruction's words (words: a task left out of
-        # training is still described by words other tasks trained).
-        # words is the setting for a held-out task (README: reward quality); on seen
-        # tasks the table did better at success vs failure.
+        # learned embeddings of the instruction's words (words: the setting for a task
+        # left out of training; on the seen task the table did as well or better,
+        # README: reward quality).
         text="table",                # table | words
         schedule="cosine",           # linear | cosine
         prediction="v",              # eps | v

@@ -196,7 +196,7 @@ def test_vector_env_leaves_no_orphans(tmp_path, sig):
             os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
         else:
             proc.kill()
-        proc.wait(timeout=60)
+        proc.wait(timeout=30)
         assert _wait_gone(pids) == []
     finally:
         if proc.poll() is None:
