@@ -1,4 +1,5 @@
 """Sweeps: grid cells, their commands, shared stages built once, the summary table."""
+import json
 import types
 
 from configs import metaworld
@@ -33,6 +34,31 @@ def test_shared_stages_are_built_once_across_cells(tmp_path, monkeypatch):
     assert [n for n, _ in calls] == ["demos", "agent", "agent"]  # demos reused by cell 2
     assert (tmp_path / "dense" / "demos").is_symlink()
     assert stages.is_done(str(tmp_path / "dense" / "demos"))
+
+
+def test_shared_stage_recorded_before_a_field_was_added_is_reused(tmp_path, monkeypatch):
+    calls = []
+    module = types.SimpleNamespace(DEPENDS=("diffusion",),
+                                   run=lambda config, ctx: calls.append(ctx.stage_dir))
+    monkeypatch.setattr(stages, "stage_module", lambda name: module)
+    monkeypatch.setitem(stages.ADDED_FIELDS, "diffusion", {"text": "table"})
+    config = metaworld.get_config("smoke")
+    shared = tmp_path / "shared"
+    stages.run_pipeline(config, str(tmp_path / "a"), stages=["diffusion"], shared_dir=str(shared))
+    # As written before diffusion.text existed: without the field, under another hash.
+    [made] = shared.iterdir()
+    old_copy = made.rename(shared / "diffusion-0123456789ab")
+    recorded = old_copy / stages.CONFIG_FILE
+    old = json.loads(recorded.read_text())
+    del old["diffusion"]["text"]
+    recorded.write_text(json.dumps(old))
+    stages.run_pipeline(config, str(tmp_path / "b"), stages=["diffusion"], shared_dir=str(shared))
+    assert len(calls) == 1, "the older copy was not reused"
+    assert (tmp_path / "b" / "diffusion").resolve() == old_copy.resolve()
+    assert json.loads(recorded.read_text()) == old  # left as it was
+    config.diffusion.text = "words"  # a real change still builds a new copy
+    stages.run_pipeline(config, str(tmp_path / "c"), stages=["diffusion"], shared_dir=str(shared))
+    assert len(calls) == 2 and len(list(shared.iterdir())) == 2
 
 
 def test_summary_table():

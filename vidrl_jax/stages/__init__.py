@@ -20,6 +20,7 @@ checkpoints there); a stage directory made with another config is refused
 unless `force=True`, which clears it.
 """
 import dataclasses
+import glob
 import hashlib
 import importlib
 import json
@@ -155,15 +156,34 @@ def link_shared_stage(config, workdir, name, shared_dir):
     Runs whose stage configs agree (a sweep over agent settings) then build each
     shared stage once and reuse it.
     """
-    key = json.dumps(recorded_config(config, name), sort_keys=True)
+    want = recorded_config(config, name)
+    key = json.dumps(want, sort_keys=True)
     target = os.path.abspath(os.path.join(
         shared_dir, f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"))
+    if not os.path.exists(os.path.join(target, CONFIG_FILE)):
+        target = _finished_shared_copy(shared_dir, name, want) or target
     os.makedirs(target, exist_ok=True)
     link = os.path.join(workdir, name)
     if os.path.islink(link) and os.path.realpath(link) != target:
         os.remove(link)  # config changed: point at the matching shared copy
     if not os.path.lexists(link):
         os.symlink(target, link)
+
+
+def _finished_shared_copy(shared_dir, name, want):
+    """A finished `<shared_dir>/<name>-*` whose recorded config reads as `want`.
+
+    A copy recorded before a field of ADDED_FIELDS existed hashes differently from
+    the same config today; without this, adding a config field would retrain every
+    shared stage of an existing sweep.
+    """
+    for path in sorted(glob.glob(os.path.join(shared_dir, f"{name}-*"))):
+        if not is_done(path):
+            continue
+        with open(os.path.join(path, CONFIG_FILE)) as f:
+            if _with_added_fields(json.load(f)) == want:
+                return os.path.abspath(path)
+    return None
 
 
 def _prepare_stage(config, workdir, name, force, shared_dir, shared_stages):
