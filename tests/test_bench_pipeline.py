@@ -44,3 +44,13 @@ def test_pipeline_bench_emits_every_stage_beside_its_ceiling():
     assert abs(agent["ratio"] - agent["env_steps_per_s"] / ceiling["agent"]) < 0.01
     fused = by_stage["fused_updates"][0]
     assert fused["updates_per_s"] > 0 and fused["ceiling_updates_per_s"] > 0
+
+
+def test_pipeline_bench_times_vmapped_seeds_beside_separate_runs():
+    c = tiny_config()
+    c.seeds = 2
+    [r] = pipeline.run(c, steps=10, parts=("seeds",), emit=lambda line: None)
+    assert (r["stage"], r["seeds"], r["workers"]) == ("seeds", 2, 2)
+    assert r["env_steps"] >= 2 * 10  # every seed's steps, timed after the first episode
+    assert r["vmapped_env_steps_per_s"] > 0 and r["separate_env_steps_per_s"] > 0
+    assert abs(r["ratio"] - r["vmapped_env_steps_per_s"] / r["separate_env_steps_per_s"]) < 0.01

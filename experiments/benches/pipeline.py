@@ -2,7 +2,7 @@
 
     python -m experiments.bench --what=pipeline [--config=configs/metaworld.py:smoke]
         [--config.FIELD=VALUE ...] [--steps=400] [--iters=3] [--rounds=2]
-        [--parts=demos,video,agent,fused]
+        [--parts=demos,video,agent,fused,seeds]
 
 Prints JSON lines with "bench": "pipeline" and "stage":
   render_ceiling  env step + render frames/s, random actions, N worker processes
@@ -28,6 +28,14 @@ Prints JSON lines with "bench": "pipeline" and "stage":
                   agent.updates_per_call per call) on random replay rows, beside a
                   jaxrl-style plain SAC update in one lax.scan with the same hidden sizes,
                   batch and K (experiments/benches/train_step.py), timed interleaved.
+  seeds           `seeds` (config.seeds, 3 when it is 1) agents in one process, states
+                  stacked and the fused step vmapped, one vector env of num_workers * seeds
+                  workers (what `--config.seeds=N` runs), beside the same number of
+                  single-seed agents run one after another on one vector env of
+                  num_workers workers (N separate runs on one machine): reward genreward,
+                  UTD 1, episodes timed in turn after each agent's untimed first one;
+                  ratio = vmapped env steps/s / separate env steps/s (> 1: vmapping
+                  is faster).
 Every record has `ratio` = figure / ceiling where a ceiling applies, and the load average.
 `--steps` is the budget of env steps (frames) per agent and ceiling measurement;
 `--iters` the timed calls per video-model and fused measurement.
@@ -41,7 +49,7 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-PARTS = ("demos", "video", "agent", "fused")
+PARTS = ("demos", "video", "agent", "fused", "seeds")
 AGENT_REPLAY_CAP = 65_536
 
 
@@ -171,6 +179,35 @@ def time_episode(run):
             time.perf_counter() - start)
 
 
+def measure_seeds(config, workdir, steps):
+    """(seeds, [env steps, seconds] of the vmapped run, [env steps, seconds] of the
+    separate single-seed runs together), each agent timed until it has `steps` env
+    steps per seed (see the module docstring, "seeds")."""
+    from vidrl_jax.envs.vector import make_vector_env
+    seeds = int(config.seeds) if int(config.seeds) > 1 else 3
+    base = agent_config(config, "genreward", bool(config.agent.overlap_env))
+    vmapped_cfg, single_cfgs = copy.deepcopy(base), []
+    vmapped_cfg.seeds = seeds
+    for i in range(seeds):
+        c = copy.deepcopy(base)
+        c.seeds, c.seed = 1, int(config.seed) + i
+        single_cfgs.append(c)
+    workers = int(config.env.num_workers)
+    with make_vector_env(config.env, num_envs=workers * seeds, seed=int(config.seed)) as big, \
+            make_vector_env(config.env, num_envs=workers, seed=int(config.seed)) as small:
+        vmapped = start_agent(vmapped_cfg, workdir, big, "seeds_vmapped")
+        singles = [start_agent(c, workdir, small, f"seeds_single{i}")
+                   for i, c in enumerate(single_cfgs)]
+        together, apart = [0, 0.0], [0, 0.0]  # env steps of all seeds, seconds
+        while together[0] < steps * seeds or apart[0] < steps * seeds:
+            env_steps, _, seconds = time_episode(vmapped)
+            together = [together[0] + env_steps, together[1] + seconds]
+            for run in singles:
+                env_steps, _, seconds = time_episode(run)
+                apart = [apart[0] + env_steps, apart[1] + seconds]
+    return seeds, together, apart
+
+
 def measure_fused(config, iters, rounds, rows=10_000):
     """(fused updates/s with every GenReward term, jaxrl-style plain SAC updates/s)."""
     from configs.metaworld import REWARD_VARIANTS
@@ -238,8 +275,9 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
                 ceiling_seconds=loop["seconds"], ratio=round(loop["seconds"] / scan["seconds"], 3),
                 videos=scan["videos"], sampling_steps=scan["sampling_steps"],
                 guidance_scale=scan["guidance_scale"])
-        if "agent" in parts:
+        if {"agent", "seeds"} & set(parts):
             write_reward_inputs(config, workdir)
+        if "agent" in parts:
             n = int(config.env.num_workers) * int(config.seeds)
             default_overlap = bool(config.agent.overlap_env)
             cases = agent_cases or [("genreward", default_overlap),
@@ -279,6 +317,16 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
                 ceiling_updates_per_s=round(ref, 2), ratio=round(fused / ref, 3),
                 k=int(config.agent.updates_per_call), batch=int(config.agent.batch_size),
                 hidden=list(config.agent.hidden), reward="genreward")
+        if "seeds" in parts:
+            seeds, together, apart = measure_seeds(config, workdir, steps)
+            vmapped, separate = together[0] / together[1], apart[0] / apart[1]
+            out("seeds", seeds=seeds, reward="genreward", utd=1.0,
+                vmapped_env_steps_per_s=round(vmapped, 2),
+                ceiling="separate_single_seed_runs",
+                separate_env_steps_per_s=round(separate, 2),
+                ratio=round(vmapped / separate, 3), env_steps=together[0],
+                seconds=round(together[1], 2), separate_seconds=round(apart[1], 2),
+                workers=int(config.env.num_workers) * seeds)
     finally:
         if own_dir:
             import shutil
