@@ -12,8 +12,8 @@ across cells (demos, autoencoder, diffusion, goal, select) are built once.
 `--shared_dir` lets several sweeps share them; `--stages` runs only those stages
 of each cell (e.g. `agent` for baselines that need no video model).
 Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
-tabulate final and best success rate and the final dense return (mean ± std over
-seeds) and wall time.
+tabulate the success rate at each evaluation, final and best success rate and the
+final dense return (mean ± std over seeds) and wall time.
 """
 import argparse
 import csv
@@ -66,20 +66,28 @@ def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
 def summarize(rows):
     """rows: [(cell, results dict)] -> (markdown, csv) tables.
 
+    success@N: the evaluation success rate at N env steps (mean ± std over seeds), one
+    column per evaluation point of any cell ("-" where a cell has none there).
     final_dense_return: Meta-World's shaped return of the last evaluation (mean ± std
     over seeds), whatever reward the agent trained on: progress short of success.
     """
-    header = ["cell", "seeds", "final_success", "best_success", "final_dense_return",
-              "env_steps", "wall_time_s"]
+    def pm(values, fmt=".2f"):
+        v = np.asarray(values, np.float64)
+        return f"{v.mean():{fmt}} ± {v.std():{fmt}}" if v.size else "-"
+
+    curves = [dict(zip(r["success_curve"]["env_steps"], r["success_curve"]["success"]))
+              if "success_curve" in r else {} for _, r in rows]
+    points = sorted(set().union(*curves))
+    header = (["cell", "seeds"] + [f"success@{n}" for n in points]
+              + ["final_success", "best_success", "final_dense_return", "env_steps",
+                 "wall_time_s"])
     table = []
-    for cell, r in rows:
-        def pm(key):
-            return f"{r[key + '_mean']:.2f} ± {r[key + '_std']:.2f}"
-        dense = np.asarray(r.get("final_returns", {}).get("env_dense", []), np.float64)
-        dense = f"{dense.mean():.0f} ± {dense.std():.0f}" if dense.size else "-"
-        table.append([cell_name(cell), str(len(r["seeds"])), pm("final_success"),
-                      pm("best_success"), dense, str(r["env_steps"]),
-                      f"{r['wall_time_s']:.0f}"])
+    for (cell, r), curve in zip(rows, curves):
+        table.append([cell_name(cell), str(len(r["seeds"]))]
+                     + [pm(curve[n]) if n in curve else "-" for n in points]
+                     + [pm(r["final_success"]), pm(r["best_success"]),
+                        pm(r.get("final_returns", {}).get("env_dense", []), ".0f"),
+                        str(r["env_steps"]), f"{r['wall_time_s']:.0f}"])
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(row) + " |" for row in table]
     buf = io.StringIO()

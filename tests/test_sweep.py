@@ -62,9 +62,16 @@ def test_shared_stage_recorded_before_a_field_was_added_is_reused(tmp_path, monk
 
 
 def test_summary_table():
-    r = {"seeds": [0, 1], "final_success_mean": 0.5, "final_success_std": 0.5,
-         "best_success_mean": 1.0, "best_success_std": 0.0, "env_steps": 100,
-         "wall_time_s": 12.0, "final_returns": {"env_dense": [100.0, 300.0]}}
-    md, csv = sweep.summarize([([("reward", "sparse")], r)])
-    assert "| reward=sparse | 2 | 0.50 ± 0.50 | 1.00 ± 0.00 | 200 ± 100 | 100 | 12 |" in md
+    r = {"seeds": [0, 1], "final_success": [0.0, 1.0], "best_success": [1.0, 1.0],
+         "success_curve": {"env_steps": [0, 50, 100],
+                           "success": [[0.0, 0.0], [1.0, 0.5], [0.0, 1.0]]},
+         "env_steps": 100, "wall_time_s": 12.0,
+         "final_returns": {"env_dense": [100.0, 300.0]}}
+    other = dict(r, success_curve={"env_steps": [0, 100], "success": [[0.0, 0.0], [0.0, 1.0]]})
+    md, csv = sweep.summarize([([("reward", "sparse")], r), ([("reward", "dense")], other)])
+    assert ("| cell | seeds | success@0 | success@50 | success@100 | final_success |"
+            in md.splitlines()[0])
+    assert ("| reward=sparse | 2 | 0.00 ± 0.00 | 0.75 ± 0.25 | 0.50 ± 0.50 | 0.50 ± 0.50 "
+            "| 1.00 ± 0.00 | 200 ± 100 | 100 | 12 |") in md
+    assert "| reward=dense | 2 | 0.00 ± 0.00 | - | 0.50 ± 0.50 |" in md  # no eval at 50
     assert csv.splitlines()[1].startswith("reward=sparse,2,")
