@@ -207,7 +207,9 @@ def _reward():
         # latents the diffusion model sampled (sampled: their mean over goal.num_videos,
         # no decoder round trip).
         video_goal="sampled",        # sampled | decoded
-        frame_features="vae",        # vae (CLIP features as phi are not built yet)
+        # φ, FB's frame input: the VAE latent of one frame, or the unit-norm CLIP image
+        # embedding (needs clip.path; ~1 frame/s per core at 224 px on CPU, an accelerator's job).
+        frame_features="vae",        # vae | clip
     ))
 
 

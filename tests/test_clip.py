@@ -299,3 +299,37 @@ def test_select_stage_fallback_and_with_clip(torch_clip_dir, tmp_path, caplog, c
     printed = json.loads(capsys.readouterr().out.strip())
     assert printed["index"] == scores["index"]
     np.testing.assert_allclose(printed["scores"], scores["scores"], atol=1e-6)
+
+
+def test_clip_image_features_as_fb_phi(torch_clip_dir, clip, tmp_path):
+    """reward.frame_features=clip: the agent's φ (and the goal's) is the unit-norm CLIP
+    image embedding; without clip.path the config is refused naming the field."""
+    from configs import metaworld
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax import config_check
+    from vidrl_jax.stages import StageContext
+    from vidrl_jax.train.agent import RewardEncoders
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = metaworld.get_config("smoke,frame")
+    config.env.size = 16
+    config.vae.update(channels=(4, 8), latent_channels=2)
+    config.reward.frame_features = "clip"
+    with pytest.raises(VidrlError, match="reward.frame_features=clip needs CLIP weights"):
+        config_check.validate(config, num_devices=1)
+    config.clip.path = torch_clip_dir[0]
+    config_check.validate(config, num_devices=1)
+    write_reward_inputs(config, str(tmp_path))
+    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
+                         needs_vae=True)
+    frames = _frames(3, 16, 16, seed=4)
+    phi = np.asarray(enc.phi(frames))
+    assert enc.feature_dim == clip.embed_dim and phi.shape == (3, clip.embed_dim)
+    want = clip.embed_frames(frames)
+    np.testing.assert_allclose(phi, want / np.linalg.norm(want, axis=-1, keepdims=True),
+                               atol=1e-5)
+    with np.load(tmp_path / "select" / "goal_frame.npz") as g:
+        goal = clip.embed_frames(g["frame"][None])[0]
+    np.testing.assert_allclose(enc.goal["frame_feature"], goal / np.linalg.norm(goal), atol=1e-5)
+    assert not np.allclose(phi[0], phi[1])  # different frames, different features

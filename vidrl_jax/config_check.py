@@ -58,8 +58,11 @@ def validate(config, num_devices=1):
     _choice(config.reward.video_window, "reward.video_window", video_level.WINDOW_MODES)
     _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
     _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled"))
-    # (CLIP frame features for FB are not built yet: the VAE encoder is the only φ.)
-    _choice(config.reward.frame_features, "reward.frame_features", ("vae",))
+    _choice(config.reward.frame_features, "reward.frame_features", ("vae", "clip"))
+    if config.reward.frame_features == "clip" and not config.clip.path:
+        raise ConfigError("reward.frame_features=clip needs CLIP weights: set "
+                          "--config.clip.path=DIR (a local CLIP directory) or use "
+                          "--config.reward.frame_features=vae")
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)

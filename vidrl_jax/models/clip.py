@@ -5,6 +5,7 @@
     ids, mask = clip.tokenize(["open the door"])           # int32 [M,L] each
     txt = clip.encode_texts(clip.params, ids, mask)        # -> [M,D]
     many = encode_images_sharded(clip, clip.params, frames, batch_size=64)  # pmap
+    phi = frame_features(clip)                             # jitted unit-norm [N,D] (FB's φ)
 
 `encode_images` does CLIP's preprocessing inside jit: resize the shortest side
 to `size` (the same filter coefficients and the same uint8 rounding as PIL,
@@ -184,6 +185,15 @@ def image_features(module, spec: PreprocessSpec, params, frames):
     """uint8 frames [N,H,W,3] -> projected image embeddings float32 [N,D]."""
     pixels = preprocess(spec, jnp.asarray(frames))
     return module.apply({"params": params}, pixels, method=_image_features)
+
+
+def frame_features(clip: "Clip"):
+    """φ from CLIP: uint8 frames [N,H,W,3] -> unit-norm image embeddings float32 [N,D]
+    (jitted; the params are an argument, not constants folded into the program)."""
+    def phi(params, frames):
+        e = clip.encode_images(params, frames)
+        return e / jnp.linalg.norm(e, axis=-1, keepdims=True)
+    return functools.partial(jax.jit(phi), clip.params)
 
 
 def text_features(module, params, input_ids, attention_mask):

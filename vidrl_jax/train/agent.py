@@ -63,7 +63,8 @@ def prefill_actions(seed, env_step, num_envs):
 class RewardEncoders:
     """The frozen encoders that turn frames into replay columns.
 
-    phi(frames [N,H,W,3]) -> [N,P]: VAE features of one frame (FB's input).
+    phi(frames [N,H,W,3]) -> [N,P]: features of one frame (FB's input): its VAE latent,
+        or its unit-norm CLIP image embedding (reward.frame_features=clip).
     window(videos [N,T,H,W,3]) -> [N,D]: VAE embedding of the agent's videos (T = the
     goal video's length, `clip_len`). `goal` = {"video_latent": [D], "frame_feature": [P]}.
     With no VAE needed (baselines without video terms) both are empty columns.
@@ -100,7 +101,8 @@ class RewardEncoders:
         goal_frames = goal_frames[resample_indices(t, self.clip_len)]
         with np.load(os.path.join(ctx.stage_output("select"), "goal_frame.npz")) as g:
             goal_frame = np.asarray(g["frame"])
-        self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
+        self._phi = (self._clip_phi(config) if config.reward.frame_features == "clip"
+                     else jax.jit(functools.partial(vae3d.frame_features, cfg, params)))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         # reward.video_goal: the decoded goal video re-encoded (its first frame is the
         # centring base), or the sampled latents themselves, averaged over the goal
@@ -151,6 +153,12 @@ class RewardEncoders:
         shape = (-1,) + self._latent_shape
         return np.asarray(self.likelihood_fn(jnp.asarray(window_latent).reshape(shape),
                                              jnp.asarray(self._reference).reshape(shape)))
+
+    def _clip_phi(self, config):
+        """CLIP image features as φ (the RoboCLIP term's CLIP when that is loaded)."""
+        from vidrl_jax.models import clip
+
+        return clip.frame_features(self.clip or clip.load_clip(config.clip.path, tokenizer=False))
 
     def _init_roboclip(self, config):
         """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
