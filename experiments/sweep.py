@@ -13,7 +13,8 @@ across cells (demos, autoencoder, diffusion, goal, select) are built once.
 of each cell (e.g. `agent` for baselines that need no video model).
 Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate the success rate at each evaluation, final and best success rate and the
-final dense return (mean ± std over seeds) and wall time.
+final dense return (mean ± std over seeds) and wall time; `DIR/summary.png` plots
+the success curves (a panel per task, a line per reward variant).
 """
 import argparse
 import csv
@@ -95,6 +96,50 @@ def summarize(rows):
     return "\n".join(md) + "\n", buf.getvalue()
 
 
+def curves_by_panel(rows):
+    """rows: [(cell, results dict)] -> {panel: [(label, env_steps [E], mean [E], std [E])]}.
+
+    A panel is the cell's non-variant part (e.g. "task=door-open-v3"), a line its
+    variant part (e.g. "reward=sparse"); mean and std of success over seeds.
+    """
+    panels = {}
+    for cell, r in rows:
+        fields = [(k, v) for k, v in cell if k not in VARIANT_KEYS]
+        variants = [(k, v) for k, v in cell if k in VARIANT_KEYS]
+        curve = r["success_curve"]
+        success = np.asarray(curve["success"], np.float64)  # [E, seeds]
+        panels.setdefault(cell_name(fields) or "all", []).append(
+            (cell_name(variants) or cell_name(cell), list(curve["env_steps"]),
+             success.mean(axis=1), success.std(axis=1)))
+    return panels
+
+
+def plot_summary(rows, path):
+    """summary.png: success rate against env steps, a panel per non-variant cell part,
+    a line (mean over seeds, ± std shaded) per variant."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = curves_by_panel(rows)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100,
+                             squeeze=False, sharey=True)
+    for ax, (panel, lines) in zip(axes[0], sorted(panels.items())):
+        for label, x, mean, std in lines:
+            ax.plot(x, mean, marker="o", ms=3, label=label)
+            ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("success rate")
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/metaworld.py")
@@ -130,6 +175,7 @@ def main(argv=None):
         for name, text in (("summary.md", md), ("summary.csv", table)):
             with open(os.path.join(args.workdir, name), "w") as f:
                 f.write(text)
+        plot_summary(rows, os.path.join(args.workdir, "summary.png"))
         print(md)
 
 

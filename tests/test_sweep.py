@@ -75,3 +75,19 @@ def test_summary_table():
             "| 1.00 ± 0.00 | 200 ± 100 | 100 | 12 |") in md
     assert "| reward=dense | 2 | 0.00 ± 0.00 | - | 0.50 ± 0.50 |" in md  # no eval at 50
     assert csv.splitlines()[1].startswith("reward=sparse,2,")
+
+
+def test_summary_plot_groups_cells_by_task(tmp_path):
+    def results(success):
+        return {"success_curve": {"env_steps": [0, 100], "success": success}}
+    rows = [([("env.task", t), ("reward", r)], results([[0.0, 0.0], [v, 1.0]]))
+            for t in ("a", "b") for r, v in (("sparse", 0.0), ("dense", 0.5))]
+    panels = sweep.curves_by_panel(rows)
+    assert sorted(panels) == ["task=a", "task=b"]
+    [(label, x, mean, std), _] = panels["task=a"]
+    assert (label, x) == ("reward=sparse", [0, 100])
+    assert list(mean) == [0.0, 0.5] and list(std) == [0.0, 0.5]
+    path = str(tmp_path / "summary.png")
+    sweep.plot_summary(rows, path)
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
