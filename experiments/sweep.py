@@ -121,6 +121,7 @@ def plot_summary(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from vidrl_jax.utils.video_io import save_figure
     panels = curves_by_panel(rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100,
                              squeeze=False, sharey=True)
@@ -134,10 +135,7 @@ def plot_summary(rows, path):
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("success rate")
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(path, fig)
 
 
 def main(argv=None):

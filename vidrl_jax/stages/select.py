@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from vidrl_jax.errors import VidrlError
+from vidrl_jax.utils.video_io import save_figure, save_png
 
 DEPENDS = ("env", "demos", "vae", "diffusion", "goal", "clip")
 
@@ -44,25 +45,19 @@ def plot_scores(path, scores, index, title):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    try:
-        for name, s in scores.items():
-            if len(s):
-                ax.plot(np.arange(len(s)), s, marker=".", label=name)
-        ax.axvline(index, color="red", linestyle="--", label=f"goal frame {index}")
-        ax.set_xlabel("frame")
-        ax.set_ylabel("CLIP cosine")
-        ax.set_title(title, fontsize=9)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        tmp = path + ".tmp.png"
-        fig.savefig(tmp)
-        os.replace(tmp, path)
-    finally:
-        plt.close(fig)
+    for name, s in scores.items():
+        if len(s):
+            ax.plot(np.arange(len(s)), s, marker=".", label=name)
+    ax.axvline(index, color="red", linestyle="--", label=f"goal frame {index}")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("CLIP cosine")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(path, fig)
 
 
 def write_outputs(stage_dir, frames, index, scores, smoothed, mode, title):
-    from vidrl_jax.utils.video_io import save_png
 
     frame = frames[index]
     save_png(os.path.join(stage_dir, "goal_frame.png"), frame)

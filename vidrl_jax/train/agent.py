@@ -35,7 +35,7 @@ from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices,
 from vidrl_jax.utils import distributed
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
-from vidrl_jax.utils.video_io import save_gif
+from vidrl_jax.utils.video_io import save_figure, save_gif
 
 # (the package re-exports the function `train_step`, which hides the module's name)
 ts = importlib.import_module("vidrl_jax.agents.train_step")
@@ -721,7 +721,4 @@ def plot_success(results, path):
     ax.set_title(f"{results['config']['env']['task']} ({results['config']['variants']})")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(path, fig)

@@ -45,6 +45,18 @@ def save_png(path, image):
     _atomic_write(path, buf.getvalue())
 
 
+def save_figure(path, fig):
+    """Writes a matplotlib figure as PNG at `path` (atomically) and closes it."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    _atomic_write(path, buf.getvalue())
+
+
 def frame_strip(rows, max_frames=None):
     """Rows of videos (each T_i,H,W,3) -> one image, each row its frames side by side.
 
