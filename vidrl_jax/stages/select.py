@@ -58,7 +58,6 @@ def plot_scores(path, scores, index, title):
 
 
 def write_outputs(stage_dir, frames, index, scores, smoothed, mode, title):
-
     frame = frames[index]
     save_png(os.path.join(stage_dir, "goal_frame.png"), frame)
     tmp = os.path.join(stage_dir, "goal_frame.tmp.npz")
