@@ -125,7 +125,7 @@ def plot_summary(rows, path):
     panels = curves_by_panel(rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), dpi=100,
                              squeeze=False, sharey=True)
-    for ax, (panel, lines) in zip(axes[0], sorted(panels.items())):
+    for ax, (panel, lines) in zip(axes[0], panels.items()):  # in grid order
         for label, x, mean, std in lines:
             ax.plot(x, mean, marker="o", ms=3, label=label)
             ax.fill_between(x, mean - std, mean + std, alpha=0.15)
