@@ -303,7 +303,8 @@ def test_select_stage_fallback_and_with_clip(torch_clip_dir, tmp_path, caplog, c
 
 def test_clip_image_features_as_fb_phi(torch_clip_dir, clip, tmp_path):
     """reward.frame_features=clip: the agent's φ (and the goal's) is the unit-norm CLIP
-    image embedding; without clip.path the config is refused naming the field."""
+    image embedding; without clip.path the config (or one with the RoboCLIP term) is
+    refused naming the field, before any stage runs."""
     from configs import metaworld
     from experiments.benches.pipeline import write_reward_inputs
     from vidrl_jax import config_check
@@ -317,6 +318,9 @@ def test_clip_image_features_as_fb_phi(torch_clip_dir, clip, tmp_path):
     config.reward.frame_features = "clip"
     with pytest.raises(VidrlError, match="reward.frame_features=clip needs CLIP weights"):
         config_check.validate(config, num_devices=1)
+    roboclip = metaworld.get_config("smoke,roboclip")  # the other CLIP user, same check
+    with pytest.raises(VidrlError, match=r"reward.roboclip > 0 needs CLIP weights"):
+        config_check.validate(roboclip, num_devices=1)
     config.clip.path = torch_clip_dir[0]
     config_check.validate(config, num_devices=1)
     write_reward_inputs(config, str(tmp_path))

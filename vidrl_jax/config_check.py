@@ -59,10 +59,13 @@ def validate(config, num_devices=1):
     _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
     _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled"))
     _choice(config.reward.frame_features, "reward.frame_features", ("vae", "clip"))
-    if config.reward.frame_features == "clip" and not config.clip.path:
-        raise ConfigError("reward.frame_features=clip needs CLIP weights: set "
-                          "--config.clip.path=DIR (a local CLIP directory) or use "
-                          "--config.reward.frame_features=vae")
+    for uses_clip, field, off in (
+            (float(config.reward.roboclip) > 0, "reward.roboclip > 0", "reward.roboclip=0"),
+            (config.reward.frame_features == "clip", "reward.frame_features=clip",
+             "reward.frame_features=vae")):
+        if uses_clip and not config.clip.path:
+            raise ConfigError(f"{field} needs CLIP weights: set --config.clip.path=DIR "
+                              f"(a local CLIP directory) or use --config.{off}")
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)

@@ -169,10 +169,7 @@ class RewardEncoders:
         from vidrl_jax.envs.tasks import instruction
         from vidrl_jax.models.clip import load_clip
 
-        if not config.clip.path:
-            raise ConfigError("reward.roboclip > 0 needs CLIP weights: set "
-                              "--config.clip.path=DIR (a local CLIP directory)")
-        self.clip = load_clip(config.clip.path)
+        self.clip = load_clip(config.clip.path)  # (config_check: clip.path is set)
         text = self.clip.embed_texts([instruction(config.env.task)])[0]
         self.text = text / np.linalg.norm(text)
 
