@@ -26,6 +26,7 @@ from vidrl_jax.agents.state import AgentState, create_agent_state, init_agent_st
 from vidrl_jax.data import replay as replay_lib
 from vidrl_jax.errors import NonFiniteError
 from vidrl_jax.rewards import terms as reward_terms
+from vidrl_jax.utils.distributed import unreplicate  # noqa: F401 (re-exported)
 
 AXIS = "devices"
 # Order in which a non-finite value is blamed (computation order inside one update).
@@ -136,10 +137,6 @@ def make_pmapped_train_step(axis_name=AXIS, devices=None):
 def replicate(tree, n):
     """Stacks a pytree n times on a new leading axis (for the pmapped step)."""
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + jnp.shape(x)), tree)
-
-
-def unreplicate(tree):
-    return jax.tree.map(lambda x: x[0], tree)
 
 
 # ----------------------------------------------------------------------------- unfused

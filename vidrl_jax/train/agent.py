@@ -361,7 +361,9 @@ class Learner:
             return m
         self.state, m = self._step(self.state, self.replay, goal,
                                    jax.random.fold_in(key, self.seeds[0]))
-        return jax.tree.map(lambda x: x[:1] if self.layout == "pmap" else x[None], m)
+        if self.layout == "pmap":  # device 0's metrics (identical on every device)
+            return jax.tree.map(lambda x: x.addressable_data(0), m)
+        return jax.tree.map(lambda x: x[None], m)
 
     def reward_terms(self, batch, goal):
         """Per-term rewards {name: [N]} of host transitions under the current params."""

@@ -21,6 +21,7 @@ import optax
 
 from vidrl_jax.models import vae3d
 from vidrl_jax.utils.batching import map_fixed_batches
+from vidrl_jax.utils.distributed import unreplicate
 
 AXIS = "devices"
 
@@ -118,10 +119,6 @@ def replicate(tree):
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
     return jax.pmap(lambda x: x, axis_name=AXIS, devices=jax.local_devices())(
         stacked)  # same mesh as the steps: no recompile
-
-
-def unreplicate(tree):
-    return jax.tree.map(lambda x: x[0], tree)
 
 
 def shard(batch, num_devices):

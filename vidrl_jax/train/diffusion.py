@@ -29,6 +29,7 @@ from vidrl_jax.envs.tasks import TASKS, check_task, instruction, instruction_wor
 from vidrl_jax.errors import ConfigError, NonFiniteError, VidrlError
 from vidrl_jax.models import unet3d, vae3d
 from vidrl_jax.utils.checkpoint import CheckpointManager
+from vidrl_jax.utils.distributed import unreplicate
 
 AXIS = "devices"
 LATENTS_FILE = "latents.npz"
@@ -64,10 +65,6 @@ def text_features(config):
 def replicate(tree, n):
     stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
     return jax.pmap(lambda x: x, devices=jax.local_devices()[:n])(stacked)
-
-
-def unreplicate(tree):
-    return jax.tree.map(lambda x: x[0], tree)
 
 
 def host_batch(lat, model, index, ids):

@@ -89,6 +89,23 @@ def global_sharding():
     return jax.sharding.NamedSharding(pmap_mesh(), P("devices"))
 
 
+def unreplicate(tree):
+    """Device 0's copy of a pytree replicated for pmap ([local devices, ...] -> [...]).
+
+    Reads that device's buffer directly. `x[0]` on an array sharded over devices
+    would compile and run an all-reduce over all of them, one program per leaf;
+    many such small collective programs in flight beside a pmapped step (the agent
+    reads its state every env step) is what aborted the process on a loaded 2-core
+    machine (an XLA CPU collective rendezvous gives up after its timeout with a
+    fatal error).
+    """
+    def first(x):
+        if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+            return x.addressable_data(0)[0]
+        return x[0]
+    return jax.tree.map(first, tree)
+
+
 def gather(tree):
     """Every process's host arrays (same shapes everywhere), stacked: [processes, ...]
     numpy. A collective: every process must call it, equally often."""
