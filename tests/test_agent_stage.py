@@ -1,15 +1,25 @@
-"""The agent stage end to end on a tiny config: results, resume after a kill, seeds."""
+"""The agent stage end to end on a tiny config: results, resume after a kill (and from a
+damaged checkpoint), seeds, NaN stops, SIGTERM."""
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import psutil
 import pytest
 
 from configs import metaworld
 from vidrl_jax import stages
+from vidrl_jax.errors import NonFiniteError
 from vidrl_jax.train import agent as agent_loop
+from vidrl_jax.utils.checkpoint import CheckpointManager
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TIMING_KEYS = ("wall_time_s", "env_steps_per_s")
 
@@ -51,23 +61,111 @@ def test_results_and_plot_are_written(uninterrupted):
     assert os.listdir(os.path.join(uninterrupted, "tb"))
 
 
-def test_killed_run_resumes_to_the_same_results(uninterrupted, tmp_path, monkeypatch):
+def _env_workers():
+    """Live env worker processes started by this process (forked by multiprocessing's
+    forkserver, a child that outlives the vector envs by design)."""
+    out = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and \
+                    child.ppid() != os.getpid():  # not the forkserver itself
+                out.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_killed_run_resumes_to_the_same_results_even_from_a_damaged_checkpoint(
+        uninterrupted, tmp_path, monkeypatch, caplog):
+    """Killed after 3 episodes (checkpoints at 50 and 75 kept), the newest checkpoint then
+    truncated: the resumed run warns, falls back to 50 and ends exactly as an
+    uninterrupted run; no env worker outlives the interrupted run."""
     workdir = str(tmp_path)
     original = agent_loop.AgentRun.train_episode
     calls = []
 
-    def dies_after_two_episodes(self, bar):
-        if len(calls) == 2:
+    def dies_after_three_episodes(self, bar):
+        if len(calls) == 3:
             raise KeyboardInterrupt  # like a kill: nothing past the last checkpoint is kept
         calls.append(1)
         return original(self, bar)
-    monkeypatch.setattr(agent_loop.AgentRun, "train_episode", dies_after_two_episodes)
+    monkeypatch.setattr(agent_loop.AgentRun, "train_episode", dies_after_three_episodes)
     with pytest.raises(KeyboardInterrupt):
         stages.run_pipeline(tiny_config(), workdir, stages=["agent"])
     assert not os.path.exists(os.path.join(workdir, "results.json"))
+    assert _env_workers() == []
+    ckpts = os.path.join(workdir, "agent", "checkpoints")
+    assert CheckpointManager(ckpts).all_steps() == [50, 75]
+    files = [os.path.join(r, n) for r, _, ns in os.walk(os.path.join(ckpts, "75")) for n in ns]
+    victim = max(files, key=os.path.getsize)
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) // 2)
     monkeypatch.setattr(agent_loop.AgentRun, "train_episode", original)
-    stages.run_pipeline(tiny_config(), workdir, stages=["agent"])
+    with caplog.at_level("INFO"):
+        stages.run_pipeline(tiny_config(), workdir, stages=["agent"])
+    assert os.path.join(ckpts, "75") in caplog.text and "resumed at env step 50" in caplog.text
     assert _results(workdir) == _results(uninterrupted)
+
+
+def test_nan_reward_stops_the_run_naming_term_and_step_and_keeps_the_checkpoint(
+        tmp_path, monkeypatch, caplog):
+    """NaN env rewards from env step 50 on: NonFiniteError names the term and the update
+    step; the checkpoint at 50 is intact and the same command resumes from it."""
+    workdir, poison = str(tmp_path), {"on": False}
+    transitions, train_episode = agent_loop._transitions, agent_loop.AgentRun.train_episode
+
+    def poisoned(*args):
+        tr = transitions(*args)
+        if poison["on"]:
+            tr["reward"] = np.full_like(tr["reward"], np.nan)
+        return tr
+
+    def episode(self, bar):
+        poison["on"] = self.counters["env_steps"] >= 50
+        return train_episode(self, bar)
+    monkeypatch.setattr(agent_loop, "_transitions", poisoned)
+    monkeypatch.setattr(agent_loop.AgentRun, "train_episode", episode)
+    with pytest.raises(NonFiniteError, match=r"'reward/env_dense' at update step \d+"):
+        stages.run_pipeline(tiny_config("dense"), workdir, stages=["agent"])
+    assert CheckpointManager(os.path.join(workdir, "agent", "checkpoints")).all_steps() == \
+        [25, 50]
+    monkeypatch.setattr(agent_loop, "_transitions", transitions)
+    monkeypatch.setattr(agent_loop.AgentRun, "train_episode", train_episode)
+    with caplog.at_level("INFO"):
+        stages.run_pipeline(tiny_config("dense"), workdir, stages=["agent"])
+    assert "resumed at env step 50" in caplog.text
+    assert _results(workdir)["env_steps"] == 100
+
+
+def test_sigterm_stops_the_agent_stage_without_leftover_workers_and_the_command_resumes(
+        tmp_path):
+    cmd = [sys.executable, "-m", "experiments.run", "--config=configs/metaworld.py:smoke,sparse",
+           f"--workdir={tmp_path}", "--stages=agent", "--config.env.max_episode_steps=25",
+           "--config.env.num_workers=2", "--config.agent.hidden=(32,32)",
+           "--config.agent.batch_size=16", "--config.agent.replay_capacity=400",
+           "--config.agent.prefill_steps=50", "--config.agent.total_steps=400",
+           "--config.agent.eval_every=400", "--config.agent.eval_episodes=2",
+           "--config.agent.checkpoint_every=50", "--config.agent.log_every=50"]
+    env = dict(os.environ, XLA_FLAGS="")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    ckpt = tmp_path / "agent" / "checkpoints" / "50"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert ckpt.exists() and proc.poll() is None, proc.communicate()[1][-2000:]
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert len(family) >= 2  # the forkserver and the env workers
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and not (tmp_path / "results.json").exists()
+    assert "Traceback" not in err, err[-2000:]
+    _, alive = psutil.wait_procs(family, timeout=15)
+    assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resumed at env step" in done.stderr
+    assert json.loads((tmp_path / "results.json").read_text())["env_steps"] == 400
 
 
 def test_serial_env_stepping_trains_as_much_as_the_overlapped_default(uninterrupted, tmp_path):

@@ -176,6 +176,30 @@ def test_corrupt_and_mismatched_checkpoints_are_clear(tmp_path):
         CheckpointManager(str(tmp_path / "empty")).restore(_tree())
 
 
+def _truncate_largest_file(step_dir):
+    files = [os.path.join(r, n) for r, _, ns in os.walk(step_dir) for n in ns]
+    victim = max(files, key=os.path.getsize)
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) // 2)
+    return victim
+
+
+def test_truncated_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
+    mgr = CheckpointManager(str(tmp_path), keep=2)
+    for step in (1, 2):
+        mgr.save(step, jax.tree.map(lambda x: x + step, _tree()), extra={"step": step})
+    _truncate_largest_file(tmp_path / "2")
+    mgr = CheckpointManager(str(tmp_path), keep=2)
+    with caplog.at_level("WARNING"):
+        restored, extra = mgr.restore(_tree())
+    assert extra == {"step": 1}
+    np.testing.assert_array_equal(restored["w"], _tree()["w"] + 1)
+    assert any(str(tmp_path / "2") in r.getMessage() for r in caplog.records), caplog.text
+    assert mgr.all_steps() == [1] and os.path.isdir(tmp_path / "corrupt-2")
+    mgr.save(2, jax.tree.map(lambda x: x + 7, _tree()))  # the step can be written again
+    np.testing.assert_array_equal(mgr.restore(_tree())[0]["w"], _tree()["w"] + 7)
+
+
 def test_cli_unknown_task_is_one_line_without_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "experiments.run", "--config=configs/metaworld.py:smoke",

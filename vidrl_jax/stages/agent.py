@@ -14,6 +14,7 @@ import jax
 
 from vidrl_jax.envs.vector import make_vector_env
 from vidrl_jax.train import agent as agent_loop
+from vidrl_jax.utils.signals import sigterm_as_interrupt
 
 DEPENDS = ("seed", "seeds", "env", "demos", "vae", "diffusion", "goal", "clip", "agent",
            "reward")
@@ -23,7 +24,9 @@ ALL_PROCESSES = True  # (vidrl_jax.stages.run_pipeline) one agent over the envs 
 def run(config, ctx):
     num_envs = int(config.env.num_workers) * int(config.seeds)
     seed = int(config.seed) + num_envs * jax.process_index()  # env i of process p: distinct
-    with make_vector_env(config.env, num_envs=num_envs, seed=seed) as envs:
+    # SIGTERM or Ctrl-C: the workers are stopped, the last checkpoint stays; re-run resumes
+    with sigterm_as_interrupt(), make_vector_env(config.env, num_envs=num_envs,
+                                                 seed=seed) as envs:
         results = agent_loop.AgentRun(config, ctx, envs).run()
     if ctx.is_main_process:
         tmp = os.path.join(ctx.workdir, "results.json.tmp")

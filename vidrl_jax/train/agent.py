@@ -29,7 +29,7 @@ import numpy as np
 from vidrl_jax import agents
 from vidrl_jax.data import replay as rp
 from vidrl_jax.diffusion.data import still_videos
-from vidrl_jax.errors import ConfigError, StageMissingError
+from vidrl_jax.errors import ConfigError, NonFiniteError, StageMissingError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 from vidrl_jax.utils import distributed
@@ -504,6 +504,8 @@ class AgentRun:
         for t in range(self.episode_len):
             o = _obs(self.config, obs, info)
             action = policy(o, t)
+            if not np.isfinite(action).all():  # (host numpy already: no extra sync)
+                self.non_finite_actions()
             if overlap:
                 self.envs.step_async(action)
                 if pending is not None:
@@ -583,6 +585,14 @@ class AgentRun:
         unchecked, self._unchecked = self._unchecked, []
         for metrics in jax.device_get(unchecked):
             ts.check_finite(metrics)
+
+    def non_finite_actions(self):
+        """NaN/inf actions would crash the env workers: name the update that caused them
+        (the metrics not yet checked), else the actions themselves."""
+        self.check_metrics()
+        raise NonFiniteError(
+            f"the policy's actions are non-finite at env step {self.counters['env_steps']}; "
+            f"training stopped before saving (the last checkpoint is intact)")
 
     def evaluate(self):
         """M episodes per agent with the deterministic policy on fresh seeds (several

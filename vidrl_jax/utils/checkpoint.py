@@ -2,14 +2,17 @@
 
     mgr = CheckpointManager(directory, keep=3)
     mgr.save(step, {"params": params, "opt": opt_state, "rng": key}, extra={"config": ...})
-    tree, extra = mgr.restore(target_tree)          # latest step
+    tree, extra = mgr.restore(target_tree)          # newest readable step
     tree, extra = mgr.restore(target_tree, step=100)
 
 Writes are synchronous and atomic (orbax writes a temporary directory and
 renames it when complete), so a run killed mid-save keeps the previous
 checkpoint. A checkpoint whose structure, shapes or dtypes differ from the
-target, or whose files are damaged, raises `CheckpointError` with a one-line
-message naming the directory and the first mismatch.
+target raises `CheckpointError` with a one-line message naming the directory and
+the first mismatch; one whose files are damaged raises `CorruptCheckpointError`.
+`restore` without a step falls back: a damaged newest checkpoint (a truncated
+file, a disk that filled up) is named in a warning, moved aside to
+`corrupt-<step>/` beside the others, and the previous one is restored.
 
 Multi-process (jax.distributed): by default a manager belongs to the one process
 that calls it (a stage that process 0 runs alone). `all_processes=True` makes it
@@ -18,7 +21,9 @@ written by process 0 and global (not fully addressable) jax.Arrays are written
 and read shard by shard by the processes that hold them (a replay sharded over
 hosts; see vidrl_jax/utils/distributed.py `to_global`).
 """
+import logging
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +31,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from vidrl_jax.errors import CheckpointError
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint's files are damaged or unreadable (not a config mismatch)."""
 
 
 def _is_key(x):
@@ -95,10 +104,40 @@ class CheckpointManager:
         self._mgr.wait_until_finished()
 
     def restore(self, target, step=None):
-        """Returns (tree, extra) for `step` (default latest), shaped like `target`."""
-        step = self.latest_step() if step is None else int(step)
-        if step is None:
+        """Returns (tree, extra) for `step`, shaped like `target`.
+
+        Without `step`: the newest checkpoint that can be read. Damaged newer ones
+        are named in a warning and moved aside (one process); a config mismatch is
+        never skipped (it raises at once)."""
+        if step is not None:
+            return self._restore_step(target, int(step))
+        steps = self.all_steps()
+        if not steps:
             raise CheckpointError(f"no checkpoint in {self.directory}")
+        for i, s in enumerate(reversed(steps)):
+            try:
+                return self._restore_step(target, s)
+            except CorruptCheckpointError as e:
+                if i == len(steps) - 1:
+                    raise CorruptCheckpointError(
+                        f"every checkpoint in {self.directory} is damaged (newest: {e}); "
+                        f"delete the directory to start over") from None
+                logging.warning("%s; falling back to the previous checkpoint", e)
+                self._move_aside(s)
+
+    def _move_aside(self, step):
+        """Renames a damaged step directory to corrupt-<step> (kept for inspection) so
+        that the next save of that step does not collide with it."""
+        if jax.process_count() > 1:  # every process reads the same files: nothing to move
+            return
+        src = os.path.join(self.directory, str(step))
+        dst = os.path.join(self.directory, f"corrupt-{step}")
+        if os.path.exists(dst):
+            shutil.rmtree(dst)
+        os.replace(src, dst)
+        self._mgr.reload()
+
+    def _restore_step(self, target, step):
         where = f"checkpoint {os.path.join(self.directory, str(step))}"
         self._check_matches(step, target, where)
         abstract = jax.tree.map(_abstract, target)
@@ -109,7 +148,7 @@ class CheckpointManager:
         except CheckpointError:
             raise
         except Exception as e:  # orbax/tensorstore raise many types on damaged files
-            raise CheckpointError(
+            raise CorruptCheckpointError(
                 f"{where} is corrupt or unreadable ({type(e).__name__}: "
                 f"{str(e).splitlines()[0][:200] if str(e) else ''}); delete it to "
                 f"fall back to an earlier one") from None
@@ -124,11 +163,11 @@ class CheckpointManager:
         try:
             meta = self._mgr.item_metadata(step)["state"]
         except Exception as e:
-            raise CheckpointError(
+            raise CorruptCheckpointError(
                 f"{where} is corrupt or unreadable (metadata: {type(e).__name__}); "
                 f"delete it to fall back to an earlier one") from None
         if meta is None:
-            raise CheckpointError(f"{where} has no state metadata; it is corrupt")
+            raise CorruptCheckpointError(f"{where} has no state metadata; it is corrupt")
         saved = jax.tree_util.tree_flatten_with_path(_tree_of_meta(meta))[0]
         wanted = jax.tree_util.tree_flatten_with_path(_to_savable(target))[0]
         saved_paths = {_path_str(p): m for p, m in saved}
