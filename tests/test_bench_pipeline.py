@@ -2,7 +2,7 @@
 import json
 
 from configs import metaworld
-from experiments.benches import pipeline
+from experiments.benches import agent_profile, pipeline
 
 
 def tiny_config():
@@ -42,6 +42,14 @@ def test_pipeline_bench_emits_every_stage_beside_its_ceiling():
     assert agent["updates_per_s"] == agent["env_steps_per_s"]  # UTD 1
     assert agent["ceiling_frames_per_s"] == ceiling["agent"]
     assert abs(agent["ratio"] - agent["env_steps_per_s"] / ceiling["agent"]) < 0.01
+    parts = agent["ms_per_env_step"]  # the breakdown: every part timed, adding up
+    assert set(parts) == set(agent_profile.PARTS) | {"total"}
+    assert parts["env_step_render"] > 0 and parts["fused_update"] > 0
+    assert parts["video_encoder"] > 0 and parts["policy_act"] > 0
+    assert abs(sum(parts[k] for k in agent_profile.PARTS) - parts["total"]) < 0.01
+    assert agent["loop_limit_env_steps_per_s"] > 0
+    assert abs(agent["loop_efficiency"] - agent["env_steps_per_s"]
+               / agent["loop_limit_env_steps_per_s"]) < 0.01
     fused = by_stage["fused_updates"][0]
     assert fused["updates_per_s"] > 0 and fused["ceiling_updates_per_s"] > 0
 

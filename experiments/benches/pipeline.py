@@ -21,7 +21,12 @@ Prints JSON lines with "bench": "pipeline" and "stage":
                   (no reward encoders). Episodes of the ceiling and of each case are
                   timed in turn until each has `--steps` env steps, so load from other
                   processes hits all alike. Each agent's first episode (compilation) is
-                  not timed; eval and checkpoints are not part of it. The VAE, goal
+                  not timed; eval and checkpoints are not part of it. Each record has
+                  `ms_per_env_step`, the loop's parts timed one by one on that reward
+                  setting (experiments/benches/agent_profile.py), the env steps/s those
+                  parts allow (`loop_limit_env_steps_per_s`: 1 / (1/ceiling + update +
+                  reward encoding per env step)) and `loop_efficiency` = measured /
+                  that limit. The VAE, goal
                   video and goal frame it reads are random (weights / frames) written
                   into the temp workdir (speed does not depend on the values).
   fused_updates   the fused step (every GenReward term + FB + SAC, agent.batch_size,
@@ -229,13 +234,15 @@ def measure_fused(config, iters, rounds, rows=10_000):
 
 
 def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=print,
-        agent_cases=None):
+        agent_cases=None, profile_episodes=1):
     """Runs the measurements of `parts`; returns the records (also passed to `emit`).
 
     agent_cases: [(reward variant, overlap_env)] of the agent part; default genreward
-    with config.agent.overlap_env and with the other setting, then sparse."""
+    with config.agent.overlap_env and with the other setting, then sparse.
+    profile_episodes: episodes per reward setting of the agent's per-part breakdown."""
     import jax
 
+    from experiments.benches import agent_profile
     from vidrl_jax import config_check
     from vidrl_jax.envs.vector import make_vector_env
     config_check.validate(config, num_devices=jax.local_device_count())
@@ -299,15 +306,25 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
                     for d, r in zip(done, runs):
                         if d[0] < steps:
                             d[:] = [a + b for a, b in zip(d, time_episode(r))]
+                # where the time goes: each reward setting's loop, parts timed serially
+                profiles = {}
+                for (reward, _), r in zip(cases, runs):
+                    if reward not in profiles:
+                        profiles[reward] = agent_profile.profile_episodes(r, profile_episodes)
             top = ceil[0] / ceil[1]
             out("render_ceiling", workers=n, frames_per_s=round(top, 2), frames=ceil[0],
                 measured_for="agent", size=int(config.env.size), task=config.env.task)
             for (reward, overlap), (env_steps, updates, seconds) in zip(cases, done):
+                limit = agent_profile.loop_limit(top, profiles[reward])
                 out("agent", reward=reward, overlap_env=overlap,
                     env_steps_per_s=round(env_steps / seconds, 2),
                     updates_per_s=round(updates / seconds, 2), ceiling="render_ceiling",
                     ceiling_frames_per_s=round(top, 2),
-                    ratio=round(env_steps / seconds / top, 3), workers=n, utd=1.0,
+                    ratio=round(env_steps / seconds / top, 3),
+                    ms_per_env_step=profiles[reward],
+                    loop_limit_env_steps_per_s=round(limit, 2),
+                    loop_efficiency=round(env_steps / seconds / limit, 3),
+                    workers=n, utd=1.0,
                     updates_per_call=int(config.agent.updates_per_call),
                     batch=int(config.agent.batch_size), env_steps=env_steps,
                     seconds=round(seconds, 2), layout=runs[0].learner.layout)

@@ -297,9 +297,13 @@ class Learner:
             self._step = jax.jit(jax.vmap(ts.train_step, in_axes=(0, 0, None, 0)),
                                  donate_argnums=0)
             self._add = jax.jit(jax.vmap(rp.add_local), donate_argnums=0)
-        self._act = {d: jax.jit(jax.vmap(functools.partial(ts.act, deterministic=d)))
+        # act and reward_terms map over seeds; one agent's state is shared by its envs
+        axis = 0 if self.layout == "seeds" else None
+        self._act = {d: jax.jit(jax.vmap(functools.partial(ts.act, deterministic=d),
+                                         in_axes=(axis, 0, 0)))
                      for d in (False, True)}
-        self._rewards = jax.jit(jax.vmap(ts.rewards_part, in_axes=(0, 0, None)))
+        self._rewards = jax.jit(jax.vmap(ts.rewards_part, in_axes=(axis, 0, None)))
+        self._views = {}  # host-side views of the state, until the state changes
         self.bytes_per_transition = rp.bytes_per_transition(self.specs)
 
     # -- data in [N, ...] -> layout
@@ -314,12 +318,27 @@ class Learner:
     def add(self, transitions):
         self.replay = self._add(self.replay, {k: self._split(v) for k, v in transitions.items()})
 
-    def _per_seed_state(self):
-        """The state with a leading seed axis (pmap: device 0's copy)."""
-        if self.layout == "seeds":
-            return self.state
-        one = ts.unreplicate(self.state) if self.layout == "pmap" else self.state
-        return jax.tree.map(lambda x: x[None], one)
+    @property
+    def state(self):
+        return self._state
+
+    @state.setter
+    def state(self, value):
+        self._state, self._views = value, {}
+
+    def _view(self, name):
+        """The state as act ("policy": only the actor and the critic's encoder, what a
+        policy reads) or reward_terms ("full") take it: pmap, device 0's copy; seeds,
+        with the seed axis. Built once per state (every env step calls act), not per call:
+        each leaf of a pytree costs a dispatch."""
+        if name not in self._views:
+            s = self._state
+            if name == "policy":
+                s = s.replace(critic={"params": {"encoder": s.critic["params"]["encoder"]}},
+                              actor={"params": s.actor["params"]}, temp={}, fb={},
+                              reward_stats={})
+            self._views[name] = ts.unreplicate(s) if self.layout == "pmap" else s
+        return self._views[name]
 
     def _seed_keys(self, key):
         return jnp.stack([jax.random.fold_in(key, s) for s in self.seeds])
@@ -351,32 +370,33 @@ class Learner:
         if self.num_processes > 1:  # each process's envs draw their own noise
             key = jax.random.fold_in(key, self.process_index)
         obs = np.asarray(obs).reshape((self.num_seeds, self.envs_per_seed) + obs.shape[1:])
-        a = self._act[deterministic](self._per_seed_state(), obs, self._seed_keys(key))
+        a = self._act[deterministic](self._view("policy"), obs, self._seed_keys(key))
         return np.asarray(a).reshape(-1, ACTION_DIM)
 
     def train(self, goal, key):
-        """One fused call of K updates; returns metrics with a leading seed axis [S, K]."""
+        """One fused call of K updates; returns metrics {name: [K]} (seeds: [S, K]; pmap:
+        [1, K], device 0's, identical on every device)."""
         if self.layout == "seeds":
             self.state, m = self._step(self.state, self.replay, goal, self._seed_keys(key))
             return m
         self.state, m = self._step(self.state, self.replay, goal,
                                    jax.random.fold_in(key, self.seeds[0]))
-        if self.layout == "pmap":  # device 0's metrics (identical on every device)
+        if self.layout == "pmap":
             return jax.tree.map(lambda x: x.addressable_data(0), m)
-        return jax.tree.map(lambda x: x[None], m)
+        return m
 
     def reward_terms(self, batch, goal):
         """Per-term rewards {name: [N]} of host transitions under the current params."""
         batch = {k: jnp.asarray(np.asarray(v).reshape(
             (self.num_seeds, self.envs_per_seed) + np.shape(v)[1:])) for k, v in batch.items()}
-        _, per_term, _, _ = self._rewards(self._per_seed_state(), batch, goal)
+        _, per_term, _, _ = self._rewards(self._view("full"), batch, goal)
         return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
 
     def replicas_agree(self):
         """Whether every process holds the same agent: per-leaf float64 sums of its
         float arrays, gathered from all processes (a collective) bit for bit."""
         leaves = [(jax.tree_util.keystr(p), x) for p, x in
-                  jax.tree_util.tree_flatten_with_path(self._per_seed_state())[0]
+                  jax.tree_util.tree_flatten_with_path(self._view("full"))[0]
                   if jnp.issubdtype(x.dtype, jnp.floating)]
         sums = np.array([np.asarray(x, np.float64).sum() for _, x in leaves])
         bits = distributed.gather(sums.view(np.uint32))  # (the runtime has no float64)

@@ -1,0 +1,83 @@
+"""Where one agent env step spends its time: the loop's parts timed one by one.
+
+    parts = profile_episodes(run, episodes=2)   # run: a started AgentRun (compiled)
+
+Runs `episodes` training episodes of `run` serially (agent.overlap_env off for the
+profile only) with every part wrapped in a timer that waits for its device work,
+so the parts do not overlap and their times add up to the episode's:
+
+  env_step_render   workers step the physics and render the frames (host wait)
+  policy_act        obs host->device, actor forward, actions device->host
+  frame_features    phi of the new frames (FB's input), VAE encoder on one frame
+  video_encoder     the VAE encoder on the agent's videos (every reward.video_stride)
+  replay_add        transitions host->device and the scatter into the device replay
+  fused_update      the fused train calls (K updates each) of the step
+  nan_check         metrics device->host, checked for NaN/inf once per episode
+  host_other        the rest: Python bookkeeping of the loop (frames, windows, dicts)
+
+Returns {part: ms per env step} (per single env: a vector step of N envs counts N
+env steps) plus "total".
+"""
+import collections
+import time
+
+import jax
+
+PARTS = ("env_step_render", "policy_act", "frame_features", "video_encoder", "replay_add",
+         "fused_update", "nan_check", "host_other")
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+
+def _timed(totals, name, fn, wait=None):
+    """fn timed into totals[name], waiting for its outputs (or for `wait()`)."""
+    def call(*args, **kwargs):
+        t = time.perf_counter()
+        out = fn(*args, **kwargs)
+        jax.block_until_ready(out if wait is None else wait())
+        totals[name] += time.perf_counter() - t
+        return out
+    return call
+
+
+def profile_episodes(run, episodes=2):
+    totals = collections.defaultdict(float)
+    lr, enc = run.learner, run.encoders
+    saved = dict(overlap=run.overlap, step=run.envs.step, act=lr.act, add=lr.add,
+                 train=lr.train, phi=enc.phi, window=enc.window, check=run.check_metrics)
+    run.overlap = False
+    run.envs.step = _timed(totals, "env_step_render", saved["step"])
+    lr.act = _timed(totals, "policy_act", saved["act"])
+    lr.add = _timed(totals, "replay_add", saved["add"], wait=lambda: lr.replay)
+    lr.train = _timed(totals, "fused_update", saved["train"], wait=lambda: lr.state)
+    enc.phi = _timed(totals, "frame_features", saved["phi"])
+    enc.window = _timed(totals, "video_encoder", saved["window"])
+    run.check_metrics = _timed(totals, "nan_check", saved["check"])
+    steps0 = run.counters["env_steps"]
+    try:
+        start = time.perf_counter()
+        for _ in range(episodes):
+            run.train_episode(_NoBar())
+        jax.block_until_ready(lr.state)
+        total = time.perf_counter() - start
+    finally:
+        run.overlap, run.envs.step = saved["overlap"], saved["step"]
+        lr.act, lr.add, lr.train = saved["act"], saved["add"], saved["train"]
+        enc.phi, enc.window, run.check_metrics = saved["phi"], saved["window"], saved["check"]
+    env_steps = (run.counters["env_steps"] - steps0) * lr.num_seeds
+    totals["host_other"] = total - sum(totals.values())
+    out = {k: round(1000 * totals[k] / env_steps, 3) for k in PARTS}
+    out["total"] = round(1000 * total / env_steps, 3)
+    return out
+
+
+def loop_limit(ceiling_frames_per_s, parts_ms):
+    """Env steps/s the loop could reach with these parts on a shared CPU:
+    1 / (1/ceiling + update time per env step + reward encoding per env step)
+    (the updates happen at the run's UTD, so fused_update already holds it)."""
+    s = 1.0 / ceiling_frames_per_s + (parts_ms["fused_update"] + parts_ms["frame_features"]
+                                      + parts_ms["video_encoder"]) / 1000.0
+    return 1.0 / s
