@@ -4,8 +4,10 @@
         [--stages=demos,autoencoder,...] [--force] [--config.env.task=drawer-open-v3]
 
 Each stage writes into DIR/<stage>/ and is skipped when its output for the same
-config exists. Errors in the input (unknown task, impossible sizes, missing
-stage output, corrupt checkpoint) exit with status 2 and a one-line message.
+config exists. Errors in the input (an unknown flag or config field, a value of the
+wrong type or out of range, unknown task, impossible sizes, missing weights, a
+--workdir that cannot be written, missing stage output, corrupt checkpoint) exit
+with status 2 and a one-line message; all but the last two before any stage runs.
 """
 import logging
 import os
@@ -13,11 +15,10 @@ import os
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
 
-from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
+from vidrl_jax.utils.cli import define_config_file, run_absl_main  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file(
+_CONFIG = define_config_file(
     "config", "configs/metaworld.py", "Config file, optionally with :VARIANTS.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", "runs/default", "Output directory.")
@@ -41,6 +42,9 @@ def main(argv):
 
     config = _CONFIG.value
     config_check.validate(config)  # names and sizes first: fail before any device work
+    config_check.check_output_dir(_WORKDIR.value, "--workdir")
+    if _SHARED.value:
+        config_check.check_output_dir(_SHARED.value, "--shared_dir")
     if config.distributed.enabled:
         from vidrl_jax.utils import distributed
         distributed.initialize_from_config(config)
