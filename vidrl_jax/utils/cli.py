@@ -4,7 +4,9 @@
 the flags themselves (an unknown `--config.FIELD`, a value of the wrong type, a
 config file that does not exist, an unknown flag), is printed as one `error: ...`
 line on stderr with exit status 2 and no traceback. Config-file flags defined with
-`define_config_file` get messages naming the field (with close names).
+`define_config_file` get messages naming the field (with close names). An interrupt
+(Ctrl-C, or SIGTERM where vidrl_jax.utils.signals turns it into one) is one line too,
+exit status 130.
 """
 import contextlib
 import os
@@ -162,3 +164,8 @@ def run_absl_main(main):
         app.run(main, flags_parser=parse_flags)
     except VidrlError as e:
         fail(str(e))
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (vidrl_jax.utils.signals)
+        why = f" by {e}" if str(e) else ""
+        print(f"interrupted{why}: work up to the last checkpoint is kept; run the same "
+              f"command again to resume", file=sys.stderr)
+        sys.exit(130)
