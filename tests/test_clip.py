@@ -309,7 +309,7 @@ def test_clip_image_features_as_fb_phi(torch_clip_dir, clip, tmp_path):
     from experiments.benches.pipeline import write_reward_inputs
     from vidrl_jax import config_check
     from vidrl_jax.stages import StageContext
-    from vidrl_jax.train.agent import RewardEncoders
+    from vidrl_jax.train.reward_inputs import RewardEncoders
     from vidrl_jax.utils.logging import MetricLogger
 
     config = metaworld.get_config("smoke,frame")

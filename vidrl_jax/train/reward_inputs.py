@@ -1,0 +1,207 @@
+"""What the agent's reward terms read, computed on the host side of the loop.
+
+    encoders = RewardEncoders(config, ctx, needs_vae(config))
+    encoders.goal                      # {"video_latent": [D], "frame_feature": [P]}
+    encoders.phi(frames)               # [N,H,W,3] -> [N,P]: FB's frame features
+    encoders.window(videos)            # [N,T,H,W,3] -> [N,D]: the agent's video embedding
+    windows = FrameWindows(mode, window_len, encoders.clip_len, max_steps)
+
+RewardEncoders holds the frozen encoders (the VAE, CLIP for the RoboCLIP term or
+CLIP φ, the diffusion model for the likelihood term) and the goal's embeddings;
+FrameWindows each env's episode so far, from which the agent's video is cut.
+"""
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vidrl_jax.diffusion.data import still_videos
+from vidrl_jax.errors import ConfigError, StageMissingError
+from vidrl_jax.rewards import terms as reward_terms
+from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices
+
+ROBOCLIP_FRAMES = 8
+LIKELIHOOD_TIMESTEPS = 8
+
+
+def needs_vae(config):
+    terms = dict(reward_terms.active_terms(config.reward))
+    return any(terms.get(k) for k in ("video", "frame", "likelihood"))
+
+
+class RewardEncoders:
+    """The frozen encoders that turn frames into replay columns.
+
+    phi(frames [N,H,W,3]) -> [N,P]: features of one frame (FB's input): its VAE latent,
+        or its unit-norm CLIP image embedding (reward.frame_features=clip).
+    window(videos [N,T,H,W,3]) -> [N,D]: VAE embedding of the agent's videos (T = the
+    goal video's length, `clip_len`). `goal` = {"video_latent": [D], "frame_feature": [P]}.
+    With no VAE needed (baselines without video terms) both are empty columns.
+    """
+
+    def __init__(self, config, ctx, needs_vae):
+        self.clip_len = int(config.reward.window)  # the goal video's length once loaded
+        self.goal_frames = None
+        self.clip = None
+        # reward.video_centre: embeddings minus that of their first frame held still
+        # (the static scene dominates the plain cosine; see README, reward quality).
+        self.centre = bool(config.reward.get("video_centre", False)) and needs_vae
+        self._reference = None
+        if float(config.reward.roboclip):
+            self._init_roboclip(config)
+        if not needs_vae:
+            self.feature_dim = self.latent_dim = 0
+            self.goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
+            return
+        from vidrl_jax.models import vae3d
+
+        cfg, params = vae3d.load(ctx.stage_output("autoencoder"))
+        if cfg.size != config.env.size:
+            raise ConfigError(f"env.size={config.env.size} but the VAE in "
+                              f"{ctx.stage_output('autoencoder')} was trained at {cfg.size}px")
+        goal_path = os.path.join(ctx.stage_output("goal"), "goal_video.npz")
+        with np.load(goal_path) as g:
+            goal_frames, real_first = np.asarray(g["frames"]), np.asarray(g["first_frame"])
+            sampled = np.asarray(g["sampled_latents"]) if "sampled_latents" in g else None
+        self.goal_frames = goal_frames
+        t = len(goal_frames)
+        td = cfg.temporal_downsample
+        self.clip_len = t if (t - 1) % td == 0 else 1 + ((t - 1) // td) * td
+        goal_frames = goal_frames[resample_indices(t, self.clip_len)]
+        with np.load(os.path.join(ctx.stage_output("select"), "goal_frame.npz")) as g:
+            goal_frame = np.asarray(g["frame"])
+        self._phi = (self._clip_phi(config) if config.reward.frame_features == "clip"
+                     else jax.jit(functools.partial(vae3d.frame_features, cfg, params)))
+        self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
+        # reward.video_goal: the decoded goal video re-encoded (its first frame is the
+        # centring base), or the sampled latents themselves, averaged over the goal
+        # stage's videos (base: the real first frame).
+        if config.reward.video_goal == "sampled":
+            if sampled is None or self.clip_len != t:
+                raise StageMissingError(f"{goal_path} has no sampled latents of a {t}-frame "
+                                        "video; re-run the goal stage (--stages=goal)")
+            goal_latent, base = jnp.asarray(sampled).reshape(-1), real_first
+        else:
+            goal_latent, base = self._embed(goal_frames[None])[0], goal_frames[0]
+        if self.centre:
+            goal_latent = goal_latent - self.still(base[None])[0]
+        self.goal = {"video_latent": goal_latent,
+                     "frame_feature": self._phi(goal_frame[None])[0]}
+        self.feature_dim = int(self.goal["frame_feature"].shape[0])
+        self.latent_dim = int(self.goal["video_latent"].shape[0])
+        self._latent_shape = (cfg.latent_frames(self.clip_len), cfg.latent_size,
+                              cfg.latent_size, cfg.latent_channels)
+        self.likelihood_fn = None
+        if float(config.reward.likelihood):
+            self._init_likelihood(config, ctx)
+
+    def _init_likelihood(self, config, ctx):
+        """VIPER-style term: the diffusion model's ELBO-style likelihood of the window,
+        conditioned on the episode's first frame and the instruction."""
+        from vidrl_jax import diffusion
+        from vidrl_jax.rewards.likelihood import make_likelihood_reward
+
+        model = diffusion.load(ctx.stage_output("diffusion"))
+        if tuple(model.latent_shape) != self._latent_shape:
+            raise ConfigError(
+                f"reward.likelihood: the diffusion model's latent shape "
+                f"{tuple(model.latent_shape)} differs from the reward window's "
+                f"{self._latent_shape}; use the goal video of the same diffusion model")
+        fn = make_likelihood_reward(model, num_timesteps=LIKELIHOOD_TIMESTEPS)
+        task = config.env.task
+        key = jax.random.PRNGKey(0)  # common random numbers: windows stay comparable
+
+        @jax.jit
+        def score(latents, still):  # still[:, 0]: the first frame's latent (causal VAE)
+            return fn(model.params, latents, still, model.cond(task, still[:, 0]), key)
+        self.likelihood_fn = score
+
+    def likelihood(self, window_latent):
+        """[N,D] window embeddings -> [N] rewards (against the episodes' first frames held
+        still, set by `start_episode`)."""
+        shape = (-1,) + self._latent_shape
+        return np.asarray(self.likelihood_fn(jnp.asarray(window_latent).reshape(shape),
+                                             jnp.asarray(self._reference).reshape(shape)))
+
+    def _clip_phi(self, config):
+        """CLIP image features as φ (the RoboCLIP term's CLIP when that is loaded)."""
+        from vidrl_jax.models import clip
+
+        return clip.frame_features(self.clip or clip.load_clip(config.clip.path, tokenizer=False))
+
+    def _init_roboclip(self, config):
+        """RoboCLIP-style term: CLIP text-video similarity of the whole episode.
+
+        (RoboCLIP uses the S3D video-text model; we use the mean CLIP image
+        embedding of `ROBOCLIP_FRAMES` frames spread over the episode.)
+        """
+        from vidrl_jax.envs.tasks import instruction
+        from vidrl_jax.models.clip import load_clip
+
+        self.clip = load_clip(config.clip.path)  # (config_check: clip.path is set)
+        text = self.clip.embed_texts([instruction(config.env.task)])[0]
+        self.text = text / np.linalg.norm(text)
+
+    def episode_score(self, frames):
+        """frames [N, L+1, H, W, 3] -> [N] CLIP text-video cosine (0 without CLIP)."""
+        if self.clip is None:
+            return np.zeros(len(frames), np.float32)
+        n, t = frames.shape[:2]
+        idx = resample_indices(t, min(ROBOCLIP_FRAMES, t))
+        emb = self.clip.embed_frames(frames[:, idx].reshape((-1,) + frames.shape[2:]))
+        emb = emb / np.linalg.norm(emb, axis=-1, keepdims=True)
+        video = emb.reshape(n, len(idx), -1).mean(axis=1)
+        video = video / np.linalg.norm(video, axis=-1, keepdims=True)
+        return (video @ self.text).astype(np.float32)
+
+    def phi(self, frames):
+        if not self.feature_dim:
+            return np.zeros((len(frames), 0), np.float32)
+        return self._phi(frames)
+
+    def still(self, frames):
+        """Embedding [N,D] of each frame [N,H,W,3] held still for the goal video's length."""
+        return self._embed(still_videos(frames, self.clip_len))
+
+    def start_episode(self, first_frames):
+        """Sets each env's reference, its first frame held still, when centring or the
+        likelihood term needs it."""
+        if self.latent_dim and (self.centre or self.likelihood_fn is not None):
+            self._reference = self.still(first_frames)
+
+    def window(self, videos):
+        """Embeddings [N,D] (the VAE posterior mean, flattened) of videos [N,T,H,W,3]."""
+        if not self.latent_dim:
+            return np.zeros((len(videos), 0), np.float32)
+        return self._embed(videos)
+
+    def stored(self, window_latent):
+        """What the replay keeps: centred on the episode's first frame if configured."""
+        return window_latent - self._reference if self.centre else window_latent
+
+
+class FrameWindows:
+    """Each env's episode so far; `frames` is the agent's video [N, T, H, W, 3] to encode
+    (reward.video_window: the whole episode or its last W frames, resampled to T)."""
+
+    def __init__(self, mode, window_len, length, max_steps):
+        self.mode, self.window_len, self.length = mode, window_len, length
+        self.max_steps = max_steps
+        self.episode, self.t = None, 0
+
+    def reset(self, frames):
+        frames = np.asarray(frames)
+        self.episode = np.empty((len(frames), self.max_steps + 1) + frames.shape[1:], frames.dtype)
+        self.episode[:, 0] = frames
+        self.t = 0
+
+    def push(self, frames):
+        self.t += 1
+        self.episode[:, self.t] = frames
+
+    @property
+    def frames(self):
+        idx = agent_video_indices(self.mode, self.t, self.window_len, self.length)
+        return self.episode[:, idx]
