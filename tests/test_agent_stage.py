@@ -59,6 +59,13 @@ def test_results_and_plot_are_written(uninterrupted):
     assert os.path.getsize(os.path.join(uninterrupted, "success.png")) > 1000
     assert os.path.exists(os.path.join(uninterrupted, "agent", "eval_last.gif"))
     assert os.listdir(os.path.join(uninterrupted, "tb"))
+    with open(os.path.join(uninterrupted, "metrics.jsonl")) as f:  # what tensorboard gets
+        logged = [json.loads(line) for line in f]
+    progress = [r for r in logged if "agent/env_steps_per_s" in r]
+    assert progress and all(r["agent/env_steps_per_s"] > 0 for r in progress)
+    running = [r for r in progress if "agent/reward_running/env_sparse_mean" in r]
+    assert running and all(0.0 <= r["agent/reward_running/env_sparse_mean"] <= 1.0
+                           and r["agent/reward_running/env_sparse_std"] >= 0 for r in running)
 
 
 def _env_workers():
@@ -165,26 +172,26 @@ def test_sigterm_stops_the_agent_stage_without_leftover_workers_and_the_command_
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resumed at env step" in done.stderr
+    assert "env steps/s, ETA" in done.stderr  # the progress line, for logs
     assert json.loads((tmp_path / "results.json").read_text())["env_steps"] == 400
 
 
-def test_serial_env_stepping_trains_as_much_as_the_overlapped_default(uninterrupted, tmp_path):
-    """agent.overlap_env: the default (the fixture) steps the envs while the fused step
-    runs, its policy one step stale; False is the serial loop. Same env steps, updates and
-    eval points; different actions after prefill, so different returns. That the
-    overlapped run is reproducible is test_killed_run_resumes_to_the_same_results (two
-    overlapped runs, one killed and resumed, give equal results)."""
+def test_overlapped_env_stepping_trains_as_much_as_the_serial_default(uninterrupted, tmp_path):
+    """agent.overlap_env=True steps the envs while the fused step runs, its policy one step
+    stale; the default (the fixture) is the serial loop. Same env steps, updates and eval
+    points; different actions after prefill, so different returns. That the overlapped
+    loop resumes after a kill is test_pmap_layout_survives_a_kill."""
     config = tiny_config()
-    assert config.agent.overlap_env
-    config.agent.overlap_env = False
+    assert not config.agent.overlap_env
+    config.agent.overlap_env = True
     stages.run_pipeline(config, str(tmp_path), stages=["agent"])
-    serial, overlapped = _results(str(tmp_path)), _results(uninterrupted)
+    overlapped, serial = _results(str(tmp_path)), _results(uninterrupted)
     assert overlapped["config"]["agent"]["overlap_env"] is True
     for key in ("env_steps", "updates", "layout"):
         assert serial[key] == overlapped[key]
-    assert serial["updates"] == (100 - 25) // 5 * 5
+    assert overlapped["updates"] == (100 - 25) // 5 * 5
     assert serial["success_curve"]["env_steps"] == overlapped["success_curve"]["env_steps"]
-    assert np.isfinite(serial["final_returns"]["env_dense"]).all()
+    assert np.isfinite(overlapped["final_returns"]["env_dense"]).all()
     assert serial["final_returns"] != overlapped["final_returns"]
 
 
@@ -227,8 +234,9 @@ def test_vmapped_seeds_equal_separate_single_seed_learners():
 
 
 def test_pmap_layout_survives_a_kill(tmp_path, monkeypatch):
-    """2 envs on 2 devices: one agent, replay sharded, state replicated; resumes."""
-    config = tiny_config("dense")
+    """2 envs on 2 devices: one agent, replay sharded, state replicated, envs stepped
+    while the fused step runs (agent.overlap_env); resumes."""
+    config = tiny_config("dense", overlap_env=True)
     config.env.num_workers = 2
     config.agent.total_steps = 100
     original = agent_loop.AgentRun.train_episode

@@ -26,7 +26,7 @@ def test_pipeline_bench_emits_every_stage_beside_its_ceiling():
     lines = []
     records = pipeline.run(tiny_config(), steps=10, iters=1, rounds=1,
                            parts=("demos", "agent", "fused"), emit=lines.append,
-                           agent_cases=[("genreward", True)])
+                           agent_cases=[("genreward", False)])
     assert [json.loads(line) for line in lines] == records
     by_stage = {}
     for r in records:
@@ -37,7 +37,7 @@ def test_pipeline_bench_emits_every_stage_beside_its_ceiling():
     demos = by_stage["demos"][0]
     assert demos["frames_per_s"] > 0 and demos["ceiling_frames_per_s"] == ceiling["demos"]
     [agent] = by_stage["agent"]
-    assert (agent["reward"], agent["overlap_env"], agent["utd"]) == ("genreward", True, 1.0)
+    assert (agent["reward"], agent["overlap_env"], agent["utd"]) == ("genreward", False, 1.0)
     assert agent["env_steps_per_s"] > 0 and agent["env_steps"] >= 10
     assert agent["updates_per_s"] == agent["env_steps_per_s"]  # UTD 1
     assert agent["ceiling_frames_per_s"] == ceiling["agent"]

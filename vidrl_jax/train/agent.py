@@ -252,6 +252,29 @@ class AgentRun:
             logger.video("agent/eval_episode", c["env_steps"], frames)
             save_gif(os.path.join(self.ctx.stage_dir, "eval_last.gif"), frames)
 
+    def log_progress(self, bar, seconds, env_steps, updates):
+        """Scalars to tensorboard / metrics.jsonl, and the same figures on the progress
+        bar and (for logs that are not a terminal) as one INFO line: env steps/s, ETA,
+        the latest eval success and each reward term's running mean."""
+        c, total = self.counters, int(self.config.agent.total_steps)
+        rate = env_steps / max(seconds, 1e-9)
+        scalars = {"env_steps_per_s": rate, "updates_per_s": updates / max(seconds, 1e-9)}
+        if self.metrics:
+            scalars.update(ts.summarize(self.metrics))
+        running = self.learner.reward_running_stats() if c["env_steps"] > int(
+            self.config.agent.prefill_steps) else {}
+        for term, (mean, std) in running.items():
+            scalars[f"reward_running/{term}_mean"] = mean
+            scalars[f"reward_running/{term}_std"] = std
+        self.ctx.logger.scalars(c["env_steps"], scalars, prefix="agent/")
+        success = f"{np.mean(c['history'][-1]['success']):.2f}" if c["history"] else "-"
+        terms = {t: f"{m:.3g}" for t, (m, _) in running.items()}
+        bar.set_postfix(steps_s=f"{rate:.0f}", success=success, **terms)
+        eta = (total - c["env_steps"]) / max(rate, 1e-9)
+        logging.info("agent: %d/%d env steps, %.1f env steps/s, ETA %d min, eval success %s%s",
+                     c["env_steps"], total, rate, round(eta / 60), success,
+                     "".join(f", {t} {v}" for t, v in terms.items()))
+
     def run(self):
         cfg, c = self.config, self.counters
         total = int(cfg.agent.total_steps)
@@ -269,16 +292,8 @@ class AgentRun:
                 self.log_eval(*self.evaluate())
             self.train_episode(bar)
             if c["env_steps"] >= next_log:
-                dt = max(time.time() - t_rate, 1e-9)
-                scalars = {"env_steps_per_s": (c["env_steps"] - s_rate) / dt,
-                           "updates_per_s": (c["updates"] - u_rate) / dt}
-                if self.metrics:
-                    scalars.update(ts.summarize(self.metrics))
-                self.ctx.logger.scalars(c["env_steps"], scalars, prefix="agent/")
-                bar.set_postfix(steps_s=f"{scalars['env_steps_per_s']:.0f}",
-                                upd_s=f"{scalars['updates_per_s']:.0f}",
-                                success=f"{np.mean(c['history'][-1]['success']):.2f}"
-                                if c["history"] else "-")
+                self.log_progress(bar, time.time() - t_rate, c["env_steps"] - s_rate,
+                                  c["updates"] - u_rate)
                 t_rate, s_rate, u_rate = time.time(), c["env_steps"], c["updates"]
                 next_log = c["env_steps"] + int(cfg.agent.log_every)
             if c["env_steps"] >= next_ckpt or c["env_steps"] >= total:

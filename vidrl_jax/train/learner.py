@@ -198,6 +198,13 @@ class Learner:
         _, per_term, _, _ = self._rewards(self._view("full"), batch, goal)
         return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
 
+    def reward_running_stats(self):
+        """{term: (running mean, running std)} of the reward terms the updates saw (the
+        statistics of reward.normalize), averaged over seeds. Reads the device."""
+        stats = jax.device_get(self._view("full").reward_stats)
+        return {k: (float(np.mean(v["mean"])), float(np.mean(np.sqrt(v["var"]))))
+                for k, v in stats.items()}
+
     def replicas_agree(self):
         """Whether every process holds the same agent: per-leaf float64 sums of its
         float arrays, gathered from all processes (a collective) bit for bit."""
