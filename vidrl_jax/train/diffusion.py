@@ -243,7 +243,8 @@ def train(config, stage_dir, logger, vae_cfg, vae_params, demos_dir, tag="diffus
             state_r, metrics = step_fn(state_r, batch, jax.random.PRNGKey(config.seed + 1))
             step += 1
             if step % d.log_every == 0 or step == total:
-                m = {k: float(v[0]) for k, v in metrics.items()}
+                # (numpy first: v[0] of a pmapped array would run an all-reduce program)
+                m = {k: float(v[0]) for k, v in jax.device_get(metrics).items()}
                 if not np.isfinite(m["loss"]):
                     raise NonFiniteError(f"diffusion loss is {m['loss']} at step {step} "
                                          f"({name}); lower diffusion.lr")
