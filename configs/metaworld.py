@@ -206,6 +206,15 @@ def _reward():
         video_centre=True,
         window=16,                   # W of video_window=last (frames)
         video_stride=1,              # pay the video reward every this many steps
+        # What the video term pays at step t, with Φ_t the score above of the episode so
+        # far (vidrl_jax/rewards/terms.py): score = Φ_t (a function of the history paid to
+        # a Markov critic); shaped = γ·Φ_{t+1} - Φ_t (potential-based shaping, γ =
+        # agent.discount: the return telescopes to the final score, the optimal policy
+        # is unchanged; Φ_t is stored as one replay column); progress = how far along
+        # the goal video the current frame stands, in [0, 1] (softmax over its VAE
+        # frame latent's distances to the goal video's frames; needs frame_features=vae).
+        video_form="score",          # score | shaped | progress
+        video_progress_temperature=0.02,  # progress: softmax temperature (d² / goal span²)
         # The goal video's embedding: its decoded frames re-encoded (decoded), or the
         # latents the diffusion model sampled (sampled: their mean over goal.num_videos,
         # no decoder round trip).
@@ -213,6 +222,11 @@ def _reward():
         # φ, FB's frame input: the VAE latent of one frame, or the unit-norm CLIP image
         # embedding (needs clip.path; ~1 frame/s per core at 224 px on CPU, an accelerator's job).
         frame_features="vae",        # vae | clip
+        # What the frame term pays (z_g = B(φ(goal frame))): fz = F(s,a,z_g)ᵀz_g (GenReward's;
+        # = Fᵀ B(g), z_g being B(g)), a successor-measure value whose scale grows as FB
+        # trains; fz_scaled = the same divided by its running std (reward/frame_scale,
+        # not centred); bsim = cos(B(φ(s')), z_g), bounded in [-1, 1].
+        frame_form="fz",             # fz | fz_scaled | bsim
     ))
 
 

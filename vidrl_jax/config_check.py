@@ -19,6 +19,7 @@ import tempfile
 from vidrl_jax.diffusion.model_io import TARGETS
 from vidrl_jax.envs.tasks import check_task
 from vidrl_jax.errors import ConfigError
+from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards import video_level
 
 CAMERAS = ("corner", "corner2", "corner3", "topview", "behindGripper", "gripperPOV")
@@ -410,6 +411,20 @@ def validate(config, num_devices=1):
     _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
     _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled"))
     _choice(config.reward.frame_features, "reward.frame_features", ("vae", "clip"))
+    _choice(config.reward.get("video_form", "score"), "reward.video_form",
+            video_level.FORMS)
+    _choice(config.reward.get("frame_form", "fz"), "reward.frame_form",
+            reward_terms.FRAME_FORMS)
+    if config.reward.get("video_form", "score") == "progress" and \
+            config.reward.frame_features != "vae":
+        raise ConfigError("reward.video_form=progress needs reward.frame_features=vae (it "
+                          "compares VAE frame latents); use --config.reward.frame_features="
+                          "vae or another reward.video_form (score, shaped)")
+    if config.reward.get("video_form", "score") == "progress" and \
+            not float(config.reward.get("video_progress_temperature", 0.02)) > 0:
+        raise ConfigError(f"reward.video_progress_temperature="
+                          f"{config.reward.video_progress_temperature!r} must be > 0; e.g. "
+                          f"--config.reward.video_progress_temperature=0.02")
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)

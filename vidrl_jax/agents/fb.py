@@ -173,9 +173,30 @@ def fb_update(defn, fb, h, action, next_h, next_phi, terminal, key, axis_name=No
     return fb, pmean({**m, **m_pi}, axis_name)
 
 
+def goal_z(defn, b_params, goal_phi):
+    """z_g = B(phi(goal frame)) [1,Z] (on the sphere of radius sqrt(Z)); goal_phi [P]."""
+    return backward(defn, b_params, goal_phi[None])
+
+
 def frame_reward(defn, fb_params, h, action, goal_phi):
-    """F(s,a,z_g)^T z_g [B] (mean over heads) with z_g = B(phi(goal frame)); goal_phi [P]."""
-    z_g = backward(defn, fb_params["B"], goal_phi[None])                # [1,Z]
+    """F(s,a,z_g)^T z_g [B] (mean over heads) with z_g = B(phi(goal frame)); goal_phi [P].
+
+    This is `reward.frame_form=fz` (and, divided by its running std, `fz_scaled`;
+    vidrl_jax/rewards/terms.py). The paper's F(s,a,z_g)^T B(g) is the same quantity,
+    not a separate form: z_g is B(phi(g)) itself (B's output is projected on the
+    sphere, so no further normalisation makes z_g differ from B(g)).
+    """
+    z_g = goal_z(defn, fb_params["B"], goal_phi)                        # [1,Z]
     z = jnp.broadcast_to(z_g, (h.shape[0], defn.z_dim))
     f = forward(defn, fb_params["F"], h, action, z)
     return jnp.mean(jnp.einsum("kbz,bz->kb", f, z), axis=0)
+
+
+def frame_bsim(defn, fb_params, next_phi, goal_phi, eps=1e-8):
+    """cos(B(phi(s')), z_g) [B] in [-1, 1] (`reward.frame_form=bsim`): how close the
+    next state's backward embedding is to the goal's; next_phi [B,P], goal_phi [P].
+    Bounded and independent of F's scale, which grows as FB trains."""
+    z_g = goal_z(defn, fb_params["B"], goal_phi)[0]                     # [Z]
+    b = backward(defn, fb_params["B"], next_phi)                        # [B,Z]
+    b = b / jnp.maximum(jnp.linalg.norm(b, axis=-1, keepdims=True), eps)
+    return jnp.clip(b @ (z_g / jnp.maximum(jnp.linalg.norm(z_g), eps)), -1.0, 1.0)

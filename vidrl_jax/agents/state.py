@@ -52,6 +52,9 @@ class AgentDef:
     reward_terms: Tuple[Tuple[str, float], ...] = (("env_dense", 1.0),)
     reward_normalize: bool = False
     video_metric: str = "cosine"     # see vidrl_jax/rewards/video_level.py
+    video_form: str = "score"        # score | shaped | progress (rewards/terms.py)
+    video_progress_temperature: float = 0.02  # video_form=progress: softmax temperature
+    frame_form: str = "fz"           # fz | fz_scaled | bsim (rewards/terms.py)
 
     @property
     def pixels(self):
@@ -121,6 +124,21 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
         raise ConfigError("config.reward.frame > 0 needs frame features: pass feature_dim > 0")
     if any(name == "video" for name, _ in active) and latent_dim <= 0:
         raise ConfigError("config.reward.video > 0 needs window latents: pass latent_dim > 0")
+    r = config.reward
+    video_form, frame_form = r.get("video_form", "score"), r.get("frame_form", "fz")
+    if video_form not in reward_terms.VIDEO_FORMS:
+        raise ConfigError(f"config.reward.video_form={video_form!r}; valid: "
+                          f"{', '.join(reward_terms.VIDEO_FORMS)}")
+    if frame_form not in reward_terms.FRAME_FORMS:
+        raise ConfigError(f"config.reward.frame_form={frame_form!r}; valid: "
+                          f"{', '.join(reward_terms.FRAME_FORMS)}")
+    temperature = float(r.get("video_progress_temperature", 0.02))
+    if video_form == "progress" and not temperature > 0:
+        raise ConfigError(f"config.reward.video_progress_temperature={temperature} must be "
+                          "> 0; e.g. 0.02")
+    if video_form == "progress" and any(n == "video" for n, _ in active) and feature_dim <= 0:
+        raise ConfigError("config.reward.video_form='progress' needs frame features: pass "
+                          "feature_dim > 0")
     fb = a.fb
     return AgentDef(
         obs_type=a.obs, obs_shape=obs_shape, action_dim=int(action_dim),
@@ -138,7 +156,9 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
         fb_actor_noise=float(fb.get("actor_noise", 0.2)),
         fb_actor_noise_clip=float(fb.get("actor_noise_clip", 0.3)),
         reward_terms=tuple(active), reward_normalize=bool(config.reward.normalize),
-        video_metric=str(config.reward.get("video_metric", "cosine")))
+        video_metric=str(config.reward.get("video_metric", "cosine")),
+        video_form=str(video_form), video_progress_temperature=temperature,
+        frame_form=str(frame_form))
 
 
 def init_agent_state(defn, key):

@@ -10,7 +10,9 @@ Columns (capacity N, per transition):
   success    float32 []    1 if the env reported success
   terminal   float32 []    true terminal (no bootstrap)
   truncated  float32 []    time-limit truncation (bootstraps; kept for bookkeeping)
-  + extra scalar float32 columns (e.g. "likelihood", "roboclip")
+  + extra scalar float32 columns (e.g. "likelihood", "roboclip", and with
+    reward.video_form=shaped "video_potential_prev": the video score Φ of the previous
+    step, the potential the shaping subtracts; vidrl_jax/rewards/terms.py)
 
 Sharded: with num_devices=n every array has a leading device axis [n, N/n, ...],
 one slice on each local device; `add` takes transitions shaped [n, m, ...] and runs

@@ -5,47 +5,84 @@ A term is a pure function `term(params, batch, goal) -> [B]`:
            of batch["obs"] [B,H]}  (the step fills "h" once, so F sees the same features
            as in the FB update)
   batch:  a replay sample (vidrl_jax/data/replay.py columns)
-  goal:   {"video_latent": [D] goal-video latent, "frame_feature": [P] phi(goal frame)}
+  goal:   {"video_latent": [D] goal-video latent, "frame_feature": [P] phi(goal frame),
+           "frame_latents": [T,P] phi of each goal-video frame (video_form=progress only)}
 Terms that need networks take the static AgentDef via `make_terms(defn)`.
 
   env_sparse  batch["success"] as 0/1
   env_dense   batch["reward"] (Meta-World dense reward)
-  video       video_reward(goal video latent, window latent, reward.video_metric)
-  frame       F(s,a,z_g)^T z_g, z_g = B(phi(goal frame)), current FB params
+  video       by reward.video_form (vidrl_jax/rewards/video_level.py), with
+              Φ' = video_reward(goal video latent, window latent, reward.video_metric):
+                score     Φ'  (the score of the episode so far; default)
+                shaped    γ·Φ' − batch["video_potential_prev"] (γ = agent.discount; the
+                          column is Φ of the previous step, scored on the host at
+                          collection time with the same function and centring)
+                progress  frame_progress(goal["frame_latents"], batch["next_phi"]) in [0,1]
+  frame       by reward.frame_form, current FB params, z_g = B(phi(goal frame)):
+                fz         F(s,a,z_g)^T z_g (default; = the paper's F^T B(g), agents/fb.py)
+                fz_scaled  F(s,a,z_g)^T z_g / its running std (reward/frame_scale; not
+                           centred): the scale of F^T z grows as FB trains, this is ~1
+                bsim       cos(B(phi(s')), z_g) in [-1, 1]
   likelihood  batch["likelihood"] (precomputed per transition by vidrl_jax/rewards/likelihood.py)
   roboclip    batch["roboclip"] (stored per transition, paid at episode end)
 
 total = sum_t weight_t * r_t with weights from config.reward (env: 1 if not 'none';
 video: alpha; frame: beta; likelihood; roboclip). With config.reward.normalize each
-term is (r - running mean) / running std before weighting; statistics live in the
-agent state so they checkpoint and vmap with it.
+term is (r - running mean) / running std before weighting (frame_form=fz_scaled is
+then the same as fz); statistics live in the agent state so they checkpoint and vmap
+with it. The statistics are always those of the raw term (for fz_scaled: F^T z_g
+before the division); metrics reward/<term> are the mean of what the term pays
+(before normalize), reward/<term>_scale the running std of the raw term.
 """
 import jax
 import jax.numpy as jnp
 
 from vidrl_jax.errors import ConfigError
-from vidrl_jax.rewards.video_level import video_reward
+from vidrl_jax.rewards import video_level
+from vidrl_jax.rewards.video_level import frame_progress, video_reward
 
 # Replay columns a term reads beyond the standard ones (see replay.STANDARD_COLUMNS).
 EXTRA_COLUMNS = {"likelihood": "likelihood", "roboclip": "roboclip"}
+# video_form=shaped: the potential (score) of the previous step, one scalar per transition
+POTENTIAL_COLUMN = "video_potential_prev"
 ENV_MODES = ("none", "sparse", "dense")
+VIDEO_FORMS = video_level.FORMS
+FRAME_FORMS = ("fz", "fz_scaled", "bsim")
 # Largest count of the running statistics: past it they track recent rewards
 # (the reward distribution moves as FB and the policy learn).
 STATS_MAX_COUNT = 1e5
 
 
 def _make_video(defn):
-    def video(params, batch, goal):
+    form = defn.video_form
+    if form not in VIDEO_FORMS:
+        raise ConfigError(f"reward.video_form={form!r}; valid: {', '.join(VIDEO_FORMS)}")
+
+    def score(batch, goal):
         return video_reward(goal["video_latent"], batch["window_latent"], defn.video_metric)
+
+    def video(params, batch, goal):
+        if form == "shaped":
+            return defn.discount * score(batch, goal) - batch[POTENTIAL_COLUMN]
+        if form == "progress":
+            return frame_progress(goal["frame_latents"], batch["next_phi"],
+                                  defn.video_progress_temperature)
+        return score(batch, goal)
     return video
 
 
 def _make_frame(defn):
     from vidrl_jax.agents import fb as fb_lib
+    form = defn.frame_form
+    if form not in FRAME_FORMS:
+        raise ConfigError(f"reward.frame_form={form!r}; valid: {', '.join(FRAME_FORMS)}")
 
     def frame(params, batch, goal):
+        if form == "bsim":
+            return fb_lib.frame_bsim(defn, params["fb"], batch["next_phi"],
+                                     goal["frame_feature"])
         return fb_lib.frame_reward(defn, params["fb"], params["h"], batch["action"],
-                                   goal["frame_feature"])
+                                   goal["frame_feature"])  # fz_scaled: see paid_term
     return frame
 
 
@@ -79,7 +116,19 @@ def active_terms(reward_config):
 
 def extra_columns(reward_config):
     """Names of the extra scalar replay columns the active terms read."""
-    return tuple(EXTRA_COLUMNS[n] for n, _ in active_terms(reward_config) if n in EXTRA_COLUMNS)
+    names = [n for n, _ in active_terms(reward_config)]
+    out = tuple(EXTRA_COLUMNS[n] for n in names if n in EXTRA_COLUMNS)
+    if "video" in names and reward_config.get("video_form", "score") == "shaped":
+        out += (POTENTIAL_COLUMN,)
+    return out
+
+
+def paid_term(defn, name, raw, scale):
+    """What term `name` pays before weighting, from its raw value [B] and the running
+    std of the raw value: raw / scale for frame_form=fz_scaled, else raw."""
+    if name == "frame" and defn.frame_form == "fz_scaled":
+        return raw / scale
+    return raw
 
 
 def make_terms(defn):
@@ -106,21 +155,25 @@ def _update_stats(stats, r, axis_name):
 def compute_rewards(defn, params, batch, goal, stats, axis_name=None):
     """Total reward [B], updated stats and metrics (per-term mean and running scale).
 
-    Returns (total [B], per_term {name: raw [B]}, stats, metrics).
+    Returns (total [B], per_term {name: paid [B] (paid_term, before normalize)}, stats,
+    metrics).
     """
     terms = make_terms(defn)
     total = 0.0
     per_term, new_stats, metrics = {}, {}, {}
     for name, (w, fn) in terms.items():
-        r = jax.lax.stop_gradient(fn(params, batch, goal))
-        st = _update_stats(stats[name], r, axis_name)
+        raw = jax.lax.stop_gradient(fn(params, batch, goal))
+        st = _update_stats(stats[name], raw, axis_name)
         new_stats[name] = st
         scale = jnp.sqrt(st["var"] + 1e-8)
-        used = (r - st["mean"]) / scale if defn.reward_normalize else r
+        r = paid_term(defn, name, raw, scale)
+        used = (raw - st["mean"]) / scale if defn.reward_normalize else r
         total = total + w * used
         per_term[name] = r
         metrics[f"reward/{name}"] = jnp.mean(r)
         metrics[f"reward/{name}_scale"] = scale
+        if r is not raw:
+            metrics[f"reward/{name}_raw"] = jnp.mean(raw)
     metrics["reward/total"] = jnp.mean(total)
     if axis_name is not None:
         metrics = jax.lax.pmean(metrics, axis_name)

@@ -15,12 +15,23 @@ own first frame held still, so the static scene (which dominates the raw
 latents) cancels and what is compared is the change the video shows.
 `metric`: `cosine` (GenReward's), in [-1, 1], or `distance` (default):
 -||w - g|| / ||g||, 0 at the goal, -1 for a video that shows no change.
+
+`reward.video_form`, what the video term pays at step t (vidrl_jax/rewards/terms.py):
+  score     Φ_t = video_reward(goal, agent's video at t): a function of the history
+            (the episode so far) paid to a Markov critic (default; GenReward's kind)
+  shaped    γ·Φ_{t+1} − Φ_t, potential-based shaping with the score as potential: an
+            episode's discounted return telescopes to γ^L·Φ_L − Φ_0, so the optimal
+            policy is that of the final score (Ng et al. 1999)
+  progress  frame_progress(goal frame latents [T,P], φ(s') [B,P]): how far along the
+            goal video the current frame stands, in [0, 1]; Markov in s'
 """
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 WINDOW_MODES = ("episode", "last")
 METRICS = ("distance", "cosine")
+FORMS = ("score", "shaped", "progress")
 
 
 def resample_indices(length, num):
@@ -58,3 +69,26 @@ def video_reward(goal_embedding, window_embedding, metric="cosine", eps=1e-8):
         w = w / jnp.maximum(jnp.linalg.norm(w, axis=-1, keepdims=True), eps)
         return w @ (g / g_norm)
     raise ValueError(f"reward.video_metric={metric!r}; valid: {', '.join(METRICS)}")
+
+
+def frame_progress(goal_frames, frame, temperature=0.02, eps=1e-8):
+    """How far along the goal video each frame stands: goal_frames [T,P] (φ of each
+    frame of the goal video), frame [B,P] (φ of the agent's current frame) -> [B] in
+    [0, 1].
+
+        d_i = ||φ - g_i||² / max_j ||g_j - g_0||²     (distance relative to the goal's span)
+        p   = Σ_i softmax_i(-d / temperature) · i / (T-1)
+
+    A frame equal to goal frame i gives ≈ i/(T-1) (exactly as temperature -> 0).
+    Squared distances make any offset shared by all goal frames (e.g. the decoder's
+    blur, orthogonal to the motion) cancel in the softmax; distances are translation
+    invariant, so centring both on the first goal frame would change nothing.
+    """
+    g = jnp.asarray(goal_frames, jnp.float32)
+    f = jnp.asarray(frame, jnp.float32)
+    span = jnp.maximum(jnp.max(jnp.sum((g - g[0]) ** 2, axis=-1)), eps)
+    d = jnp.sum((f[:, None, :] - g[None]) ** 2, axis=-1) / span         # [B,T]
+    w = jax.nn.softmax(-d / temperature, axis=-1)
+    t = g.shape[0]
+    index = jnp.arange(t, dtype=jnp.float32) / max(t - 1, 1)
+    return jnp.clip(w @ index, 0.0, 1.0)

@@ -109,6 +109,10 @@ class AgentRun:
         with_likelihood = "likelihood" in self.learner.specs
         if with_likelihood:
             lik = self.encoders.likelihood(latent)
+        # reward.video_form=shaped: Φ of the previous step (at t=0: of the 1-frame episode)
+        with_potential = reward_terms.POTENTIAL_COLUMN in self.learner.specs
+        if with_potential:
+            potential = self.encoders.potential(self.encoders.stored(latent))
         out = []
         overlap = overlap and on_step is not None
         pending = None  # (overlap) the transition whose on_step has not run yet
@@ -137,6 +141,9 @@ class AgentRun:
                               reward, info["success"], terminated, truncated)
             if with_likelihood:
                 tr["likelihood"] = lik
+            if with_potential:  # (the latent is refreshed every stride steps: Φ with it)
+                tr[reward_terms.POTENTIAL_COLUMN] = potential
+                potential = self.encoders.potential(tr["window_latent"])
             if "roboclip" in self.learner.specs:  # paid once, at the episode's end
                 tr["roboclip"] = (self.encoders.episode_score(np.stack(frames, axis=1))
                                   if last else np.zeros(len(action), np.float32))

@@ -2,8 +2,10 @@
 
     encoders = RewardEncoders(config, ctx, needs_vae(config))
     encoders.goal                      # {"video_latent": [D], "frame_feature": [P]}
+                                       #  (+ "frame_latents": [T,P], video_form=progress)
     encoders.phi(frames)               # [N,H,W,3] -> [N,P]: FB's frame features
     encoders.window(videos)            # [N,T,H,W,3] -> [N,D]: the agent's video embedding
+    encoders.potential(stored)         # [N,D] stored window latents -> [N] their score
     windows = FrameWindows(mode, window_len, encoders.clip_len, max_steps)
 
 RewardEncoders holds the frozen encoders (the VAE, CLIP for the RoboCLIP term or
@@ -20,7 +22,7 @@ import numpy as np
 from vidrl_jax.diffusion.data import still_videos
 from vidrl_jax.errors import ConfigError, StageMissingError
 from vidrl_jax.rewards import terms as reward_terms
-from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices
+from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 
 ROBOCLIP_FRAMES = 8
 LIKELIHOOD_TIMESTEPS = 8
@@ -37,7 +39,10 @@ class RewardEncoders:
     phi(frames [N,H,W,3]) -> [N,P]: features of one frame (FB's input): its VAE latent,
         or its unit-norm CLIP image embedding (reward.frame_features=clip).
     window(videos [N,T,H,W,3]) -> [N,D]: VAE embedding of the agent's videos (T = the
-    goal video's length, `clip_len`). `goal` = {"video_latent": [D], "frame_feature": [P]}.
+    goal video's length, `clip_len`). `goal` = {"video_latent": [D], "frame_feature": [P]}
+    and, with reward.video_form=progress, "frame_latents": [T,P], φ of each of the goal
+    video's decoded frames (φ = the VAE's single-frame latent: the frame the progress
+    term compares them with is the replay's next_phi).
     With no VAE needed (baselines without video terms) both are empty columns.
     """
 
@@ -48,6 +53,8 @@ class RewardEncoders:
         # reward.video_centre: embeddings minus that of their first frame held still
         # (the static scene dominates the plain cosine; see README, reward quality).
         self.centre = bool(config.reward.get("video_centre", False)) and needs_vae
+        self.video_metric = str(config.reward.get("video_metric", "cosine"))
+        self._score = jax.jit(video_reward, static_argnums=2)
         self._reference = None
         if float(config.reward.roboclip):
             self._init_roboclip(config)
@@ -89,6 +96,11 @@ class RewardEncoders:
             goal_latent = goal_latent - self.still(base[None])[0]
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
+        if config.reward.get("video_form", "score") == "progress":
+            if config.reward.frame_features != "vae":
+                raise ConfigError("reward.video_form=progress needs reward.frame_features="
+                                  "vae (it compares VAE frame latents)")
+            self.goal["frame_latents"] = self._phi(self.goal_frames)
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         self.latent_dim = int(self.goal["video_latent"].shape[0])
         self._latent_shape = (cfg.latent_frames(self.clip_len), cfg.latent_size,
@@ -176,6 +188,11 @@ class RewardEncoders:
         if not self.latent_dim:
             return np.zeros((len(videos), 0), np.float32)
         return self._embed(videos)
+
+    def potential(self, stored_latent):
+        """The video score [N] of stored (centred, if configured) window latents [N,D]:
+        the potential of reward.video_form=shaped, as the fused step scores it."""
+        return self._score(self.goal["video_latent"], stored_latent, self.video_metric)
 
     def stored(self, window_latent):
         """What the replay keeps: centred on the episode's first frame if configured."""

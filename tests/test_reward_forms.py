@@ -1,0 +1,270 @@
+"""reward.video_form (score | shaped | progress) and reward.frame_form (fz | fz_scaled |
+bsim): each computes what it claims on constructed inputs, the host side stores the
+shaping potential so that returns telescope (also with a video stride), the fused step
+runs with every form, and config_check refuses bad values in one line."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import metaworld
+from vidrl_jax import config_check
+from vidrl_jax.agents import fb as fb_lib
+from vidrl_jax.agents.state import AgentDef, init_agent_state
+from vidrl_jax.agents.train_step import jit_train_step, rewards_part
+from vidrl_jax.data import replay as rp
+from vidrl_jax.errors import ConfigError
+from vidrl_jax.rewards import terms
+from vidrl_jax.rewards.video_level import frame_progress, video_reward
+from vidrl_jax.train.agent import AgentRun
+from vidrl_jax.train.reward_inputs import FrameWindows, RewardEncoders
+
+O, A, P, D, B, T = 6, 2, 5, 7, 8, 6
+GAMMA = 0.9
+DEFN = AgentDef(obs_type="state", obs_shape=(O,), action_dim=A, feature_dim=P, latent_dim=D,
+                hidden=(16, 16), batch_size=B, updates_per_call=2, use_fb=True, z_dim=4,
+                fb_hidden=(16, 16), reward_terms=(("video", 1.0), ("frame", 1.0)),
+                discount=GAMMA, video_metric="distance", target_entropy=-2.0)
+O0 = {"xla_backend_optimization_level": 0}
+rng = np.random.default_rng(0)
+GOAL_FRAMES = (np.arange(T, dtype=np.float32)[:, None] * np.eye(P, dtype=np.float32)[0]
+               + 0.01 * rng.normal(size=(T, P)).astype(np.float32))   # a straight path
+GOAL = {"video_latent": jnp.linspace(-1.0, 1.0, D), "frame_feature": jnp.linspace(0.5, -0.5, P),
+        "frame_latents": jnp.asarray(GOAL_FRAMES)}
+
+
+def _batch(n=B, extra=(terms.POTENTIAL_COLUMN,)):
+    specs = rp.column_specs((O,), A, P, D, extra=extra)
+    b = {k: rng.normal(size=(n,) + s).astype(np.float32) for k, (s, _) in specs.items()}
+    b["action"] = np.tanh(b["action"])
+    b["terminal"] = np.zeros(n, np.float32)
+    return b
+
+
+def _terms(**forms):
+    return terms.make_terms(dataclasses.replace(DEFN, **forms))
+
+
+# ----------------------------------------------------------------------------- video forms
+def test_shaped_is_gamma_next_potential_minus_previous():
+    b = _batch()
+    _, fn = _terms(video_form="shaped")["video"]
+    phi_next = video_reward(GOAL["video_latent"], b["window_latent"], "distance")
+    np.testing.assert_allclose(fn({}, b, GOAL), GAMMA * phi_next - b[terms.POTENTIAL_COLUMN],
+                               rtol=1e-6, atol=1e-6)
+    _, score = _terms(video_form="score")["video"]
+    np.testing.assert_allclose(score({}, b, GOAL), phi_next, rtol=1e-6)
+
+
+class _Envs:
+    """Two envs whose frame t is all t (state obs: zeros)."""
+    n = 2
+
+    def reset(self, seed):
+        self.t = 0
+        return np.zeros((self.n, 39), np.float32), {"frame": self._frame()}
+
+    def _frame(self):
+        return np.full((self.n, 2, 2, 3), self.t * 10 + np.arange(self.n)[:, None, None, None],
+                       np.uint8)
+
+    def step(self, action):
+        self.t += 1
+        info = {"frame": self._frame(), "success": np.zeros(self.n)}
+        return (np.zeros((self.n, 39), np.float32), np.zeros(self.n), np.zeros(self.n),
+                np.zeros(self.n), info)
+
+
+class _Learner:
+    specs = {terms.POTENTIAL_COLUMN: ((), jnp.float32)}
+
+    def reset_seeds(self, episode, offset):
+        return [0, 1]
+
+
+def _host_run(stride, length=7, centre=True):
+    """AgentRun.run_episode with fake envs and a VAE-free RewardEncoders (the window
+    latent of a video: its frames' mean pixel values)."""
+    enc = object.__new__(RewardEncoders)
+    enc.latent_dim, enc.feature_dim, enc.centre, enc.likelihood_fn = D, 0, centre, None
+    enc.video_metric, enc._score = "distance", jax.jit(video_reward, static_argnums=2)
+    enc.clip_len = D
+    enc._embed = lambda v: jnp.asarray(v.reshape(v.shape[:2] + (-1,)).mean(-1), jnp.float32)
+    enc.goal = {"video_latent": jnp.linspace(1.0, 5.0, D)}
+    run = object.__new__(AgentRun)
+    run.config = ml_collections.ConfigDict({"agent": {"obs": "state"}})
+    run.envs, run.encoders, run.learner = _Envs(), enc, _Learner()
+    run.windows = FrameWindows("episode", 4, D, length)
+    run.episode_len, run.stride = length, stride
+    trs, _ = run.run_episode(0, 0, lambda obs, t: np.zeros((2, 4), np.float32))
+    return enc, trs
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_host_potential_is_the_previous_steps_score_and_returns_telescope(stride):
+    enc, trs = _host_run(stride)
+    score = lambda latent: np.asarray(enc.potential(jnp.asarray(latent)))  # noqa: E731
+    # t = 0: the score of the 1-frame episode (frame 0 held still: centred latent 0)
+    first = enc.stored(enc.window(np.repeat(_Envs().reset(0)[1]["frame"][:, None], D, 1)))
+    np.testing.assert_allclose(trs[0][terms.POTENTIAL_COLUMN], score(first), atol=1e-6)
+    np.testing.assert_allclose(trs[0][terms.POTENTIAL_COLUMN], -1.0, atol=1e-6)
+    for t in range(1, len(trs)):
+        np.testing.assert_allclose(trs[t][terms.POTENTIAL_COLUMN],
+                                   score(trs[t - 1]["window_latent"]), atol=1e-6)
+        if t % stride and t != len(trs) - 1:   # the latent holds between refreshes
+            np.testing.assert_array_equal(trs[t]["window_latent"], trs[t - 1]["window_latent"])
+    # the fused step's shaped term on these columns: its discounted sum telescopes
+    _, fn = _terms(video_form="shaped")["video"]
+    goal = {"video_latent": enc.goal["video_latent"]}
+    r = [np.asarray(fn({}, {k: jnp.asarray(v) for k, v in tr.items()}, goal)) for tr in trs]
+    ret = sum(GAMMA ** t * r_t for t, r_t in enumerate(r))
+    final, phi0 = score(trs[-1]["window_latent"]), trs[0][terms.POTENTIAL_COLUMN]
+    np.testing.assert_allclose(ret, GAMMA ** len(trs) * final - phi0, rtol=1e-5, atol=1e-5)
+
+
+def test_progress_locates_the_frame_on_the_goal_video_and_is_bounded():
+    for i in range(T):
+        p = frame_progress(GOAL_FRAMES, GOAL_FRAMES[i][None], temperature=0.005)
+        np.testing.assert_allclose(p, [i / (T - 1)], atol=0.02)
+    far = 100.0 * rng.normal(size=(64, P)).astype(np.float32)
+    p = np.asarray(frame_progress(GOAL_FRAMES, far))
+    assert p.shape == (64,) and np.all((p >= 0) & (p <= 1))
+    # monotone along the path, and the term reads the replay's next_phi
+    path = np.linspace(0, T - 1, 20)[:, None] * np.eye(P, dtype=np.float32)[0]
+    assert np.all(np.diff(np.asarray(frame_progress(GOAL_FRAMES, path))) > -1e-6)
+    b = _batch()
+    b["next_phi"] = GOAL_FRAMES[[0, 2, 5, 1, 3, 4, 0, 5]]
+    _, fn = _terms(video_form="progress", video_progress_temperature=0.005)["video"]
+    np.testing.assert_allclose(fn({}, b, GOAL), np.array([0, 2, 5, 1, 3, 4, 0, 5]) / (T - 1),
+                               atol=0.02)
+
+
+# ----------------------------------------------------------------------------- frame forms
+@pytest.fixture(scope="module")
+def state():
+    return init_agent_state(DEFN, jax.random.key(0))
+
+
+def test_bsim_is_a_cosine_and_one_at_the_goal(state):
+    b = _batch()
+    params = state.fb["params"]
+    s = np.asarray(fb_lib.frame_bsim(DEFN, params, jnp.asarray(b["next_phi"]),
+                                     GOAL["frame_feature"]))
+    assert s.shape == (B,) and np.all((s >= -1) & (s <= 1))
+    at_goal = fb_lib.frame_bsim(DEFN, params, GOAL["frame_feature"][None],
+                                GOAL["frame_feature"])
+    np.testing.assert_allclose(at_goal, [1.0], atol=1e-5)
+
+
+def test_fz_scaled_is_fz_over_its_running_std_and_keeps_the_metrics(state):
+    b = {k: jnp.asarray(v) for k, v in _batch().items()}
+    out = {}
+    for form in ("fz", "fz_scaled", "bsim"):
+        s = state.replace(defn=dataclasses.replace(DEFN, frame_form=form))
+        out[form] = rewards_part(s, b, GOAL)
+    _, fz, st_fz, m_fz = out["fz"]
+    _, scaled, st_sc, m_sc = out["fz_scaled"]
+    scale = m_fz["reward/frame_scale"]
+    np.testing.assert_allclose(scale, np.sqrt(st_fz["frame"]["var"] + 1e-8), rtol=1e-6)
+    np.testing.assert_allclose(scaled["frame"], fz["frame"] / scale, rtol=1e-5)
+    np.testing.assert_allclose(m_sc["reward/frame_scale"], scale, rtol=1e-6)  # raw stats
+    np.testing.assert_allclose(st_sc["frame"]["mean"], st_fz["frame"]["mean"], rtol=1e-6)
+    np.testing.assert_allclose(m_sc["reward/frame"], np.mean(fz["frame"]) / scale, rtol=1e-5)
+    np.testing.assert_allclose(m_sc["reward/frame_raw"], np.mean(fz["frame"]), rtol=1e-5)
+    for _, per_term, _, m in out.values():
+        assert {"reward/frame", "reward/frame_scale", "reward/video",
+                "reward/video_scale"} <= set(m)
+    assert np.all(np.abs(np.asarray(out["bsim"][1]["frame"])) <= 1)
+
+
+# ----------------------------------------------------------------------------- fused step
+@pytest.mark.parametrize("video_form,frame_form", [("shaped", "fz_scaled"),
+                                                   ("progress", "bsim")])
+def test_fused_step_runs_with_each_form(video_form, frame_form):
+    defn = dataclasses.replace(DEFN, video_form=video_form, frame_form=frame_form)
+    extra = (terms.POTENTIAL_COLUMN,) if video_form == "shaped" else ()
+    specs = rp.column_specs((O,), A, P, D, extra=extra)
+    replay = rp.add(rp.create_replay(32, specs), _batch(32, extra))
+    s0 = init_agent_state(defn, jax.random.key(0))
+    key = jax.random.key(1)
+    s1, m = jit_train_step.lower(s0, replay, GOAL, key).compile(O0)(s0, replay, GOAL, key)
+    assert int(s1.step) == defn.updates_per_call
+    for k in ("reward/video", "reward/video_scale", "reward/frame", "reward/frame_scale",
+              "critic/loss"):
+        assert np.all(np.isfinite(np.asarray(m[k]))), k
+    if video_form == "progress":
+        assert np.all((np.asarray(m["reward/video"]) >= 0) & (np.asarray(m["reward/video"]) <= 1))
+    if frame_form == "bsim":
+        assert np.all(np.abs(np.asarray(m["reward/frame"])) <= 1)
+
+
+# ----------------------------------------------------------------------------- config
+def test_config_fields_reach_the_agent_and_the_replay_columns():
+    c = metaworld.get_config()
+    assert (c.reward.video_form, c.reward.frame_form) == ("score", "fz")
+    assert terms.POTENTIAL_COLUMN not in terms.extra_columns(c.reward)
+    c.reward.video_form = "shaped"
+    assert terms.POTENTIAL_COLUMN in terms.extra_columns(c.reward)
+    c.reward.video = 0.0
+    assert terms.POTENTIAL_COLUMN not in terms.extra_columns(c.reward)  # video term off
+    from vidrl_jax.agents.state import agent_def_from_config
+    c = metaworld.get_config()
+    c.reward.update(video_form="progress", frame_form="bsim")
+    d = agent_def_from_config(c, 39, 4, P, D)
+    assert (d.video_form, d.frame_form, d.discount) == ("progress", "bsim", c.agent.discount)
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("video_form", "potential", ["reward.video_form", "score", "shaped", "progress"]),
+    ("frame_form", "fb", ["reward.frame_form", "fz", "fz_scaled", "bsim"]),
+])
+def test_bad_form_is_refused_in_one_line_naming_field_and_values(field, value, words):
+    c = metaworld.get_config()
+    c.reward[field] = value
+    with pytest.raises(ConfigError) as e:
+        config_check.validate(c)
+    msg = str(e.value)
+    assert "\n" not in msg and value in msg and all(w in msg for w in words), msg
+
+
+def test_progress_with_clip_features_is_refused():
+    c = metaworld.get_config()
+    c.reward.update(video_form="progress", frame_features="clip")
+    with pytest.raises(ConfigError, match="video_form=progress needs reward.frame_features=vae"):
+        config_check.validate(c)
+    for form in ("score", "shaped", "progress"):
+        c = metaworld.get_config()
+        c.reward.video_form = form
+        config_check.validate(c)
+
+
+def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
+    """video_form=progress: goal["frame_latents"] is φ of each decoded goal frame, and a
+    frame equal to goal frame i stands at ≈ i/(T-1); potential() is the score the fused
+    step computes from the stored window latent."""
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax.stages import StageContext
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = metaworld.get_config("smoke")
+    config.env.size = 16
+    config.vae.update(channels=(4, 8), latent_channels=2)
+    config.reward.update(video_form="progress", video_progress_temperature=0.002)
+    write_reward_inputs(config, str(tmp_path))
+    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
+                         needs_vae=True)
+    frames = enc.goal_frames
+    lat = np.asarray(enc.goal["frame_latents"])
+    assert lat.shape == (len(frames), enc.feature_dim)
+    np.testing.assert_allclose(lat, np.asarray(enc.phi(frames)), atol=1e-5)
+    idx = np.arange(len(frames))
+    p = np.asarray(frame_progress(lat, enc.phi(frames), 0.002))
+    np.testing.assert_allclose(p, idx / (len(frames) - 1), atol=0.05)
+    enc.start_episode(frames[:2])
+    stored = enc.stored(enc.window(np.stack([frames[idx[:enc.clip_len]]] * 2)))
+    np.testing.assert_allclose(enc.potential(stored), video_reward(
+        enc.goal["video_latent"], stored, config.reward.video_metric), atol=1e-6)
