@@ -23,6 +23,19 @@ An episode's score is the mean reward over its windows (what the agent's return
 sums). Results are keyed `<vae|pixels>/<episode|last>/<reward>`; `configured`
 names the one the default config pays.
 
+The per-step forms of `reward.video_form` (vidrl_jax/rewards/terms.py) are scored
+beside them, on the VAE:
+  vae/<mode>/shaped_<reward>  γ·Φ_{t+1} − Φ_t with Φ the configured score (`<mode>`,
+                    `<reward>`) refreshed every `stride` steps (what an agent with
+                    reward.video_stride=stride gets; Φ_0: the 1-frame episode),
+                    γ = agent.discount. Its episode score is the mean over all steps;
+                    it telescopes, so its expert/random AUC is roughly the final
+                    window's; the progress Spearman is taken over the steps where Φ
+                    is refreshed (the others pay (γ−1)Φ_t), the informative figure.
+  vae/frame/progress[_tX]   the frame's single-frame VAE latent located on the goal
+                    video's frames (vidrl_jax/rewards/video_level.frame_progress), in
+                    [0, 1], every step, at the configured temperature (and at X).
+
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,
 reward) over windows ending up to the first success; expert of the task vs
@@ -158,6 +171,7 @@ def windows_of(frames, mode, window, length, stride):
 
 REWARDS = ("cosine", "centred_cosine", "centred_distance")
 MODES = ("episode", "last")
+PROGRESS_TEMPERATURES = (0.1,)  # besides the configured one
 
 
 def configured_key():
@@ -166,6 +180,16 @@ def configured_key():
     r = get_config().reward
     kind = ("centred_" if r.video_centre else "") + r.video_metric
     return f"vae/{r.video_window}/{kind}"
+
+
+def shaped_steps(ends, phi, phi0, length, gamma):
+    """Per-step shaped rewards [length], γ·Φ(t+1) − Φ(t) for t = 0..length-1, of a
+    potential Φ(t) = phi[k] of the last refresh ends[k] <= t (phi0 before the first)."""
+    import numpy as np
+    pot = np.full(length + 1, phi0, np.float64)
+    for e, p in zip(ends, phi):
+        pot[int(e):] = p
+    return gamma * pot[1:] - pot[:-1]
 
 
 class Scorer:
@@ -188,6 +212,9 @@ class Scorer:
         self.window = window
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self.goal, self.goal_static = self.embed(goal[None]), self.static(goal[0])
+        self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
+        # video_form=progress: φ of each of the goal video's frames (as RewardEncoders)
+        self.goal_frame_latents = self.frame_latents(np.asarray(goal_frames))
         if goal_latents is not None:
             self.goal["vae"] = np.asarray(goal_latents, np.float32).reshape(1, -1)
             self.goal_static["vae"] = self.static(first_frame)["vae"]
@@ -220,6 +247,36 @@ class Scorer:
                 out[f"{k}/{mode}/centred_cosine"] = video_reward(gc, wc, "cosine")
                 out[f"{k}/{mode}/centred_distance"] = video_reward(gc, wc, "distance")
         return ends, {k: np.asarray(v) for k, v in out.items()}
+
+    def step_rewards(self, frames, stride, ends, scores, score_key, gamma, temperature):
+        """The per-step forms (module docstring): {key: (ends, rewards, all_steps)}:
+        ends/rewards what the progress Spearman reads, all_steps [L] the per-step
+        rewards (episode score: their mean). `ends`, `scores`: rewards()'s output;
+        score_key names the potential Φ of the shaped form."""
+        import numpy as np
+
+        from vidrl_jax.rewards.video_level import frame_progress, video_reward
+        emb, mode, kind = score_key.split("/")
+        length = len(frames) - 1
+        # Φ_0: the 1-frame episode (frame 0 held still), scored as `kind`
+        still = self.static(frames[0])["vae"][0]
+        g = self.goal["vae"][0]
+        if kind.startswith("centred_"):
+            g, still = g - self.goal_static["vae"][0], still - still
+        phi0 = float(video_reward(g, still[None], kind.replace("centred_", ""))[0])
+        steps = shaped_steps(ends, scores[score_key], phi0, length, gamma)
+        out = {f"vae/{mode}/shaped_{kind}": (ends, steps[np.asarray(ends) - 1], steps)}
+        lat = self.frame_latents(frames[1:])
+        for tau in (temperature,) + tuple(t for t in PROGRESS_TEMPERATURES if t != temperature):
+            p = np.asarray(frame_progress(self.goal_frame_latents, lat, tau))
+            key = "vae/frame/progress" + ("" if tau == temperature else f"_t{tau:g}")
+            out[key] = (np.arange(1, length + 1), p, p)
+        return out
+
+    def frame_latents(self, frames, batch=64):
+        """Single-frame VAE latents [N, P] (φ with reward.frame_features=vae)."""
+        from vidrl_jax.utils.batching import map_fixed_batches
+        return map_fixed_batches(self._phi, frames, batch)
 
 
 def quality(groups, scores):
@@ -324,6 +381,10 @@ def main(argv):
                                          "expert")]
     logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
                  time.time() - t0)
+    from configs.metaworld import get_config
+    defaults = get_config()
+    gamma = float(defaults.agent.discount)
+    temperature = float(defaults.reward.video_progress_temperature)
     per = {}
     for g, eps in groups.items():
         for e in eps:
@@ -331,6 +392,12 @@ def main(argv):
             for k, v in r.items():
                 per.setdefault(k, {}).setdefault(g, []).append(
                     {"ends": ends, "rewards": v, "mean": float(np.mean(v)), "final": float(v[-1])})
+            forms = scorer.step_rewards(e["frames"], _STRIDE.value, ends, r, configured_key(),
+                                        gamma, temperature)
+            for k, (f_ends, v, steps) in forms.items():
+                per.setdefault(k, {}).setdefault(g, []).append(
+                    {"ends": f_ends, "rewards": v, "mean": float(np.mean(steps)),
+                     "final": float(steps[-1])})
     result = {
         "task": task,
         "goal_source": source,
@@ -342,6 +409,7 @@ def main(argv):
         "noise_std": noise, "noise_calibration": rates,
         "other_tasks": others,
         "window": window, "stride": _STRIDE.value, "goal_length": scorer.length,
+        "shaped_discount": gamma, "progress_temperature": temperature,
         "vae_dir": os.path.join(workdir, "autoencoder"),
         "holdout_task": _read_json(os.path.join(workdir, "autoencoder", "config.json")).get(
             "diffusion.holdout_task"),

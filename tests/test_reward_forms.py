@@ -268,3 +268,36 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     stored = enc.stored(enc.window(np.stack([frames[idx[:enc.clip_len]]] * 2)))
     np.testing.assert_allclose(enc.potential(stored), video_reward(
         enc.goal["video_latent"], stored, config.reward.video_metric), atol=1e-6)
+
+
+def test_eval_reward_scores_the_per_step_forms():
+    """experiments/eval_reward: shaped per-step rewards telescope to the final score
+    (Φ_0 = -1, the 1-frame episode, centred distance); progress is in [0, 1] per step."""
+    from experiments import eval_reward
+    from vidrl_jax.models import vae3d
+    from vidrl_jax.rewards.video_level import resample_indices
+
+    steps = eval_reward.shaped_steps([2, 4, 5], np.array([-0.5, -0.2, 0.0]), -1.0, 5, GAMMA)
+    np.testing.assert_allclose(steps, [1 - GAMMA, GAMMA * -0.5 + 1, (GAMMA - 1) * -0.5,
+                                       GAMMA * -0.2 + 0.5, 0.2], atol=1e-12)
+    cfg = vae3d.VAEConfig(channels=(4, 8), latent_channels=2, patch_size=2,
+                          spatial_downsample=4, temporal_downsample=4, size=8)
+    shapes = jax.eval_shape(lambda: vae3d.init(cfg, jax.random.PRNGKey(0)))  # (eager init
+    params = jax.tree.map(lambda x: jnp.asarray(                            # is slow)
+        rng.normal(0.0, 0.2, x.shape).astype(x.dtype)), shapes)
+    frames = np.zeros((13, 8, 8, 3), np.uint8)
+    for t in range(13):  # a bright square sliding right
+        frames[t, 2:5, t // 2:t // 2 + 3] = 255
+    scorer = eval_reward.Scorer(cfg, params, frames[resample_indices(13, 9)], window=8)
+    ends, r = scorer.rewards(frames, stride=4)
+    key = "vae/episode/centred_distance"
+    forms = scorer.step_rewards(frames, 4, ends, r, key, GAMMA, 0.02)
+    assert set(forms) == {"vae/episode/shaped_centred_distance", "vae/frame/progress",
+                          "vae/frame/progress_t0.1"}
+    f_ends, at_ends, all_steps = forms["vae/episode/shaped_centred_distance"]
+    assert len(all_steps) == 12 and list(f_ends) == list(ends)
+    ret = sum(GAMMA ** t * x for t, x in enumerate(all_steps))
+    np.testing.assert_allclose(ret, GAMMA ** 12 * r[key][-1] + 1.0, atol=1e-5)
+    for k in ("vae/frame/progress", "vae/frame/progress_t0.1"):
+        p_ends, p, p_all = forms[k]
+        assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
