@@ -213,8 +213,7 @@ class Scorer:
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         self.goal, self.goal_static = self.embed(goal[None]), self.static(goal[0])
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
-        # video_form=progress: φ of each of the goal video's frames (as RewardEncoders)
-        self.goal_frame_latents = self.frame_latents(np.asarray(goal_frames))
+        self._goal_frames, self._goal_frame_latents = np.asarray(goal_frames), None
         if goal_latents is not None:
             self.goal["vae"] = np.asarray(goal_latents, np.float32).reshape(1, -1)
             self.goal_static["vae"] = self.static(first_frame)["vae"]
@@ -272,6 +271,13 @@ class Scorer:
             key = "vae/frame/progress" + ("" if tau == temperature else f"_t{tau:g}")
             out[key] = (np.arange(1, length + 1), p, p)
         return out
+
+    @property
+    def goal_frame_latents(self):
+        """video_form=progress: φ of each of the goal video's frames (as RewardEncoders)."""
+        if self._goal_frame_latents is None:
+            self._goal_frame_latents = self.frame_latents(self._goal_frames)
+        return self._goal_frame_latents
 
     def frame_latents(self, frames, batch=64):
         """Single-frame VAE latents [N, P] (φ with reward.frame_features=vae)."""
