@@ -107,7 +107,8 @@ class StageContext:
 # reproduces the older behaviour: a recorded config without them reads as having it.
 ADDED_FIELDS = {"vae": {"dtype": "float32"},
                 "diffusion": {"dtype": "float32", "target": "latents", "text": "table"},
-                "reward": {"video_goal": "decoded"}}
+                "reward": {"video_goal": "decoded", "video_form": "score", "frame_form": "fz",
+                           "video_progress_temperature": 0.02}}
 
 
 def _with_added_fields(recorded):
