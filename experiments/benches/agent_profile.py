@@ -21,19 +21,21 @@ env steps) plus "total".
 import collections
 import time
 
-import jax
-
 PARTS = ("env_step_render", "policy_act", "frame_features", "video_encoder", "replay_add",
          "fused_update", "nan_check", "host_other")
 
 
-class _NoBar:
+class NoBar:
+    """What AgentRun.train_episode needs of a progress bar."""
+
     def update(self, n):
         pass
 
 
 def _timed(totals, name, fn, wait=None):
     """fn timed into totals[name], waiting for its outputs (or for `wait()`)."""
+    import jax
+
     def call(*args, **kwargs):
         t = time.perf_counter()
         out = fn(*args, **kwargs)
@@ -44,6 +46,7 @@ def _timed(totals, name, fn, wait=None):
 
 
 def profile_episodes(run, episodes=2):
+    import jax
     totals = collections.defaultdict(float)
     lr, enc = run.learner, run.encoders
     saved = dict(overlap=run.overlap, step=run.envs.step, act=lr.act, add=lr.add,
@@ -60,7 +63,7 @@ def profile_episodes(run, episodes=2):
     try:
         start = time.perf_counter()
         for _ in range(episodes):
-            run.train_episode(_NoBar())
+            run.train_episode(NoBar())
         jax.block_until_ready(lr.state)
         total = time.perf_counter() - start
     finally:

@@ -54,15 +54,11 @@ import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from experiments.benches import agent_profile  # noqa: E402
+from experiments.benches.agent_profile import NoBar  # noqa: E402
+
 PARTS = ("demos", "video", "agent", "fused", "seeds")
 AGENT_REPLAY_CAP = 65_536
-
-
-class _NoBar:
-    """What AgentRun.train_episode needs of a progress bar."""
-
-    def update(self, n):
-        pass
 
 
 def _common(config):
@@ -168,7 +164,7 @@ def start_agent(config, workdir, envs, name):
     ctx = StageContext(workdir, os.path.join(workdir, name), logger)
     os.makedirs(ctx.stage_dir, exist_ok=True)
     run = agent_loop.AgentRun(config, ctx, envs)
-    run.train_episode(_NoBar())
+    run.train_episode(NoBar())
     jax.block_until_ready(run.learner.state)
     return run
 
@@ -178,7 +174,7 @@ def time_episode(run):
     import jax
     c, seeds = run.counters, run.learner.num_seeds
     s0, u0, start = c["env_steps"], c["updates"], time.perf_counter()
-    run.train_episode(_NoBar())
+    run.train_episode(NoBar())
     jax.block_until_ready(run.learner.state)
     return ((c["env_steps"] - s0) * seeds, (c["updates"] - u0) * seeds,
             time.perf_counter() - start)
@@ -242,7 +238,6 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
     profile_episodes: episodes per reward setting of the agent's per-part breakdown."""
     import jax
 
-    from experiments.benches import agent_profile
     from vidrl_jax import config_check
     from vidrl_jax.envs.vector import make_vector_env
     config_check.validate(config, num_devices=jax.local_device_count())
