@@ -165,7 +165,7 @@ def test_sigterm_stops_the_agent_stage_without_leftover_workers_and_the_command_
     assert len(family) >= 2  # the forkserver and the env workers
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and not (tmp_path / "results.json").exists()
+    assert proc.returncode == 130 and not (tmp_path / "results.json").exists(), err[-2000:]
     assert "Traceback" not in err, err[-2000:]
     _, alive = psutil.wait_procs(family, timeout=15)
     assert [p for p in alive if p.status() != psutil.STATUS_ZOMBIE] == []

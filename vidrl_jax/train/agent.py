@@ -32,6 +32,7 @@ from vidrl_jax.train.learner import Learner, ts
 from vidrl_jax.train.reward_inputs import FrameWindows, RewardEncoders, needs_vae
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
+from vidrl_jax.utils.signals import raise_if_interrupted
 from vidrl_jax.utils.video_io import save_figure, save_gif
 
 
@@ -117,6 +118,7 @@ class AgentRun:
         overlap = overlap and on_step is not None
         pending = None  # (overlap) the transition whose on_step has not run yet
         for t in range(self.episode_len):
+            raise_if_interrupted()
             o = _obs(self.config, obs, info)
             action = policy(o, t)
             if not np.isfinite(action).all():  # (host numpy already: no extra sync)

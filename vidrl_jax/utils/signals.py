@@ -6,15 +6,31 @@
 Python's default SIGTERM ends the process at once, skipping `finally` and
 `__exit__`; schedulers (SLURM, Kubernetes, `timeout`) stop jobs with SIGTERM.
 Only the main thread can install handlers; elsewhere this is a no-op.
+
+A handler's exception is swallowed (printed as "Exception ignored") when the signal
+lands in a `__del__` or a garbage-collection callback, so the signal is also
+remembered: long loops call `raise_if_interrupted()` once per step.
 """
 import contextlib
 import signal
 import threading
 
 
+_received = []  # signals received inside sigterm_as_interrupt, not yet raised
+
+
 def _raise_interrupt(signum, frame):
     del frame
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    _received.append(signum)
+    raise_if_interrupted()
+
+
+def raise_if_interrupted():
+    """KeyboardInterrupt if a SIGTERM arrived (and its exception may have been lost)."""
+    if _received:
+        signum = _received.pop()
+        _received.clear()
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 @contextlib.contextmanager
@@ -27,3 +43,4 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _received.clear()
