@@ -218,3 +218,24 @@ def test_checkpoint_keeps_empty_arrays(tmp_path):
     restored, _ = mgr.restore(tree)
     assert restored["empty"].shape == (5, 0)
     np.testing.assert_array_equal(restored["x"], tree["x"])
+
+
+def test_sigterm_is_remembered_when_its_exception_is_lost():
+    """A SIGTERM whose KeyboardInterrupt is swallowed (as Python does in __del__ and gc
+    callbacks) still stops the next raise_if_interrupted() of the block, and only it."""
+    import signal
+    import time
+
+    from vidrl_jax.utils.signals import raise_if_interrupted, sigterm_as_interrupt
+    with sigterm_as_interrupt():
+        raise_if_interrupted()  # nothing received yet
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass  # the handler's exception, lost
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            raise_if_interrupted()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            raise_if_interrupted()  # remembered until the block ends
+    raise_if_interrupted()  # a new block starts clean

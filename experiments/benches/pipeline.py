@@ -55,7 +55,6 @@ import time
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from experiments.benches import agent_profile  # noqa: E402
-from experiments.benches.agent_profile import NoBar  # noqa: E402
 
 PARTS = ("demos", "video", "agent", "fused", "seeds")
 AGENT_REPLAY_CAP = 65_536
@@ -164,7 +163,7 @@ def start_agent(config, workdir, envs, name):
     ctx = StageContext(workdir, os.path.join(workdir, name), logger)
     os.makedirs(ctx.stage_dir, exist_ok=True)
     run = agent_loop.AgentRun(config, ctx, envs)
-    run.train_episode(NoBar())
+    run.train_episode(agent_profile.NoBar())
     jax.block_until_ready(run.learner.state)
     return run
 
@@ -174,7 +173,7 @@ def time_episode(run):
     import jax
     c, seeds = run.counters, run.learner.num_seeds
     s0, u0, start = c["env_steps"], c["updates"], time.perf_counter()
-    run.train_episode(NoBar())
+    run.train_episode(agent_profile.NoBar())
     jax.block_until_ready(run.learner.state)
     return ((c["env_steps"] - s0) * seeds, (c["updates"] - u0) * seeds,
             time.perf_counter() - start)

@@ -16,7 +16,7 @@ import signal
 import threading
 
 
-_received = []  # signals received inside sigterm_as_interrupt, not yet raised
+_received = []  # signals received inside the current sigterm_as_interrupt block
 
 
 def _raise_interrupt(signum, frame):
@@ -26,11 +26,10 @@ def _raise_interrupt(signum, frame):
 
 
 def raise_if_interrupted():
-    """KeyboardInterrupt if a SIGTERM arrived (and its exception may have been lost)."""
+    """KeyboardInterrupt if a SIGTERM arrived in this block (even if the handler's own
+    exception was lost); it stays remembered until the block ends."""
     if _received:
-        signum = _received.pop()
-        _received.clear()
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+        raise KeyboardInterrupt(f"signal {signal.Signals(_received[-1]).name}")
 
 
 @contextlib.contextmanager
