@@ -37,18 +37,21 @@ def main(argv):
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-save INFO chatter
     import jax
 
+    from configs import metaworld
     from vidrl_jax import config_check
     from vidrl_jax.stages import run_pipeline
 
     config = _CONFIG.value
-    config_check.validate(config)  # names and sizes first: fail before any device work
+    defaults = metaworld.get_config()  # the examples in validation messages
+    # Names and sizes first: fail before any device work.
+    config_check.validate(config, defaults=defaults)
     config_check.check_output_dir(_WORKDIR.value, "--workdir")
     if _SHARED.value:
         config_check.check_output_dir(_SHARED.value, "--shared_dir")
     if config.distributed.enabled:
         from vidrl_jax.utils import distributed
         distributed.initialize_from_config(config)
-    config_check.validate(config, num_devices=jax.local_device_count())
+    config_check.validate(config, num_devices=jax.local_device_count(), defaults=defaults)
     summaries = run_pipeline(config, _WORKDIR.value, stages=_STAGES.value,
                              force=_FORCE.value, shared_dir=_SHARED.value,
                              is_main_process=jax.process_index() == 0)

@@ -10,7 +10,6 @@ layer-width tuples; sizes the models cannot take; relations between fields; the
 reward (some term must be on); paths to weights that must exist.
 """
 import difflib
-import functools
 import math
 import numbers
 import os
@@ -67,21 +66,11 @@ def _flag_value(value):
     return repr(value) if isinstance(value, str) else str(value)
 
 
-@functools.lru_cache(maxsize=1)
-def _reference():
-    """The default config (configs/metaworld.py), for the 'e.g.' of a message; None if
-    it cannot be imported (a message then gives its rule's own example)."""
+def _example(field, test, fallback, defaults=None):
+    """`--config.FIELD=V`, V from `defaults` (a config) where it passes `test`, else
+    `fallback`."""
     try:
-        from configs import metaworld
-        return metaworld.get_config()
-    except Exception:  # a hint only: never an error of its own
-        return None
-
-
-def _example(field, test, fallback):
-    ref = _reference()
-    try:
-        value = _get(ref, field) if ref is not None else None
+        value = _get(defaults, field) if defaults is not None else None
     except (KeyError, AttributeError):
         value = None
     if value is None or not _passes(test, value):
@@ -119,12 +108,12 @@ _UNIT_CLOSED = _num(lambda v: 0 <= v <= 1, "in [0, 1]")
 _UNIT_CLOSED_OPEN = _num(lambda v: 0 <= v < 1, "in [0, 1)")
 
 
-def _require(config, field, rule, what, fallback):
+def _require(config, field, rule, what, fallback, defaults=None):
     value = _get(config, field)
     test, text = rule
     if not _passes(test, value):
         raise ConfigError(f"{field}={value!r} must be {text} ({what}); "
-                          f"e.g. {_example(field, test, fallback)}")
+                          f"e.g. {_example(field, test, fallback, defaults)}")
 
 
 def _choice(value, field, choices):
@@ -232,15 +221,15 @@ def check_finite(config):
                                   f"set --config.{field}=NUMBER")
 
 
-def check_ranges(config):
+def check_ranges(config, defaults=None):
     for field, value in leaves(config):
         key = field.rsplit(".", 1)[-1]
         for matches, rule, what, fallback in BY_NAME:
             if matches(key):
-                _require(config, field, rule, what, fallback)
+                _require(config, field, rule, what, fallback, defaults)
     for field, rule, what, fallback in FIELDS:
         if _has(config, field):
-            _require(config, field, rule, what, fallback)
+            _require(config, field, rule, what, fallback, defaults)
     for field in WIDTHS:
         if not _has(config, field):
             continue
@@ -249,7 +238,7 @@ def check_ranges(config):
                 and all(_is_int(v) and v >= 1 for v in value)):
             raise ConfigError(f"{field}={value!r} must be a non-empty tuple of ints >= 1 "
                               f"(layer widths); e.g. "
-                              f"{_example(field, lambda v: True, (64, 64))}")
+                              f"{_example(field, lambda v: True, (64, 64), defaults)}")
     levels = config.diffusion.attention_levels
     if not (isinstance(levels, (tuple, list)) and all(_is_int(v) for v in levels)):
         raise ConfigError(f"diffusion.attention_levels={levels!r} must be a tuple of ints "
@@ -401,8 +390,11 @@ def check_paths(config):
                               f"diffusion stage directory (WORKDIR/diffusion)")
 
 
-def validate(config, num_devices=1):
-    """Raises ConfigError for the first impossible or unknown value in `config`."""
+def validate(config, num_devices=1, defaults=None):
+    """Raises ConfigError for the first impossible or unknown value in `config`.
+
+    `defaults`: a valid config (the config file's default) whose values are the
+    examples in the messages' fixes; without it each rule's own example."""
     check_finite(config)
     _choice(config.env.camera, "env.camera", CAMERAS)
     _choice(config.reward.env, "reward.env", ("none", "sparse", "dense"))
@@ -436,7 +428,7 @@ def validate(config, num_devices=1):
     check_task(config.env.task, "env.task")
     for task in config.demos.tasks:
         check_task(task, "demos.tasks")
-    check_ranges(config)
+    check_ranges(config, defaults)
     check_sizes(config, num_devices)
     check_paths(config)
     check_relations(config)
