@@ -30,7 +30,7 @@ def _refused(fields, *words):
     """validate refuses `fields` on the smoke config; the message is one line naming
     every one of `words` (the field, the value, the fix)."""
     with pytest.raises(ConfigError) as e:
-        config_check.validate(_smoke(**fields))
+        config_check.validate(_smoke(**fields), defaults=metaworld.get_config())
     msg = str(e.value)
     assert "\n" not in msg
     for w in words:

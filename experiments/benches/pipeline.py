@@ -237,9 +237,11 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
     profile_episodes: episodes per reward setting of the agent's per-part breakdown."""
     import jax
 
+    from configs import metaworld
     from vidrl_jax import config_check
     from vidrl_jax.envs.vector import make_vector_env
-    config_check.validate(config, num_devices=jax.local_device_count())
+    config_check.validate(config, num_devices=jax.local_device_count(),
+                          defaults=metaworld.get_config())
     records = []
 
     def out(stage, **kw):
