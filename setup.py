@@ -29,7 +29,7 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     # torch only for CLIP conversion and parity tests; never a runtime need.
-    "test": ["pytest==9.2.0", "pytest-timeout==2.4.0", "psutil==7.2.2", "torch==2.13.0"],
+    "test": ["pytest==9.2.0", "pytest-timeout==2.4.0", "pytest-xdist==3.8.0", "execnet==2.1.2", "psutil==7.2.2", "torch==2.13.0"],
     "convert": ["torch==2.13.0"],
 }
 
