@@ -221,8 +221,9 @@ def _reward():
         video_progress_temperature=0.02,  # progress: softmax temperature (d² / goal span²)
         # The goal video's embedding: its decoded frames re-encoded (decoded), or the
         # latents the diffusion model sampled (sampled: their mean over goal.num_videos,
-        # no decoder round trip).
-        video_goal="sampled",        # sampled | decoded
+        # no decoder round trip); expert: the oracle ablation, a real expert demo of the
+        # task as the goal video (separates the reward's design from the video model).
+        video_goal="sampled",        # sampled | decoded | expert
         # φ, FB's frame input: the VAE latent of one frame, or the unit-norm CLIP image
         # embedding (needs clip.path; ~1 frame/s per core at 224 px on CPU, an accelerator's job).
         frame_features="vae",        # vae | clip

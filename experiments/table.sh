@@ -8,7 +8,8 @@
 # doubles as the table's ablations (video term only, by reward.video_form; frame term
 # only, by reward.frame_form); the other tasks' baselines; then, with TABLE_GENREWARD=1
 # and the chosen forms in TABLE_FORMS (e.g. "--set reward.video_form=progress
-# --set reward.video_progress_temperature=0.1 --set reward.frame_form=bsim"), the GenReward cells of every task.
+# --set reward.video_progress_temperature=0.1 --set reward.frame_form=bsim"), the GenReward cells of every task
+# and the oracle ablation on door-open-v3 (reward.video_goal=expert).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {
@@ -35,4 +36,8 @@ if [ "${TABLE_GENREWARD:-0}" = 1 ]; then
   # shellcheck disable=SC2086
   sweep table $TABLE_FORMS --grid env.task=door-open-v3,$OTHER \
     --grid reward=dense,sparse,genreward,genreward+dense
+  # The oracle ablation: the same GenReward with a real expert demo as the goal video.
+  # shellcheck disable=SC2086
+  sweep oracle $TABLE_FORMS --grid env.task=door-open-v3 --grid reward=genreward \
+    --grid reward.video_goal=expert
 fi

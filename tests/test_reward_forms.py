@@ -301,3 +301,43 @@ def test_eval_reward_scores_the_per_step_forms():
     for k in ("vae/frame/progress", "vae/frame/progress_t0.1"):
         p_ends, p, p_all = forms[k]
         assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
+
+
+def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
+    """reward.video_goal=expert (the oracle ablation): the goal video is env.task's first
+    expert demo in demos/ (resampled), its embedding that of the demo, the goal frame its
+    last frame; a task without a demo is refused by name."""
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax.data.shards import ShardWriter
+    from vidrl_jax.rewards.video_level import resample_indices
+    from vidrl_jax.stages import SUMMARY_FILE, StageContext
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = metaworld.get_config("smoke")
+    config.env.size = 16
+    config.vae.update(channels=(4, 8), latent_channels=2)
+    config.reward.video_goal = "expert"
+    write_reward_inputs(config, str(tmp_path))
+    demos = {task: rng.integers(0, 256, (n + 1, 16, 16, 3), dtype=np.uint8)
+             for task, n in (("drawer-close-v3", 12), (config.env.task, 20))}
+    with ShardWriter(str(tmp_path / "demos"), episodes_per_shard=1) as writer:
+        for task, frames in demos.items():
+            n = len(frames) - 1
+            writer.add(dict(task=task, frames=frames, success=np.ones(n, bool),
+                            states=np.zeros((n + 1, 39), np.float32),
+                            actions=np.zeros((n, 4), np.float32),
+                            rewards=np.zeros(n, np.float32), instruction=task, seed=0))
+    (tmp_path / "demos" / SUMMARY_FILE).write_text("{}")
+    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
+    ctx = StageContext(str(tmp_path), str(tmp_path / "agent"), logger)
+    enc = RewardEncoders(config, ctx, needs_vae=True)
+    demo = demos[config.env.task]
+    t = int(config.diffusion.clip_length)
+    np.testing.assert_array_equal(enc.goal_frames, demo[resample_indices(len(demo), t)])
+    np.testing.assert_allclose(enc.goal["frame_feature"], enc.phi(demo[-1:])[0], atol=1e-6)
+    clip = demo[resample_indices(len(demo), enc.clip_len)]
+    expected = enc._embed(clip[None])[0] - (enc.still(clip[:1])[0] if enc.centre else 0.0)
+    np.testing.assert_allclose(enc.goal["video_latent"], expected, atol=1e-6)
+    config.env.task = "window-open-v3"
+    with pytest.raises(ConfigError, match="env.task='window-open-v3'.*demos.tasks"):
+        RewardEncoders(config, ctx, needs_vae=True)

@@ -401,7 +401,7 @@ def validate(config, num_devices=1, defaults=None):
     _choice(config.agent.obs, "agent.obs", ("state", "pixels"))
     _choice(config.reward.video_window, "reward.video_window", video_level.WINDOW_MODES)
     _choice(config.reward.video_metric, "reward.video_metric", video_level.METRICS)
-    _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled"))
+    _choice(config.reward.video_goal, "reward.video_goal", ("decoded", "sampled", "expert"))
     _choice(config.reward.frame_features, "reward.frame_features", ("vae", "clip"))
     _choice(config.reward.get("video_form", "score"), "reward.video_form",
             video_level.FORMS)

@@ -33,6 +33,17 @@ def needs_vae(config):
     return any(terms.get(k) for k in ("video", "frame", "likelihood"))
 
 
+def expert_demo_frames(demos_dir, task):
+    """[L+1,H,W,3] uint8 frames of `task`'s first expert demo in `demos_dir`
+    (reward.video_goal=expert)."""
+    from vidrl_jax.data.shards import iter_episodes
+
+    for episode in iter_episodes(demos_dir, tasks=[task]):
+        return np.asarray(episode["frames"])
+    raise ConfigError(f"reward.video_goal=expert needs an expert demo of env.task={task!r} "
+                      f"in {demos_dir}; add it to demos.tasks")
+
+
 class RewardEncoders:
     """The frozen encoders that turn frames into replay columns.
 
@@ -79,12 +90,18 @@ class RewardEncoders:
         goal_frames = goal_frames[resample_indices(t, self.clip_len)]
         with np.load(os.path.join(ctx.stage_output("select"), "goal_frame.npz")) as g:
             goal_frame = np.asarray(g["frame"])
+        if config.reward.video_goal == "expert":  # the oracle: a real demo, not generated
+            demo = expert_demo_frames(ctx.stage_output("demos"), config.env.task)
+            self.goal_frames = demo[resample_indices(len(demo), t)]
+            goal_frames, goal_frame = demo[resample_indices(len(demo), self.clip_len)], demo[-1]
         self._phi = (self._clip_phi(config) if config.reward.frame_features == "clip"
                      else jax.jit(functools.partial(vae3d.frame_features, cfg, params)))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
         # reward.video_goal: the decoded goal video re-encoded (its first frame is the
         # centring base), or the sampled latents themselves, averaged over the goal
-        # stage's videos (base: the real first frame).
+        # stage's videos (base: the real first frame); `expert` (the oracle ablation): the
+        # task's first expert demo in demos/, resampled to the goal video's length, in
+        # place of the goal video and (its last frame) the goal frame.
         if config.reward.video_goal == "sampled":
             if sampled is None or self.clip_len != t:
                 raise StageMissingError(f"{goal_path} has no sampled latents of a {t}-frame "
