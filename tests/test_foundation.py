@@ -239,3 +239,32 @@ def test_sigterm_is_remembered_when_its_exception_is_lost():
         with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
             raise_if_interrupted()  # remembered until the block ends
     raise_if_interrupted()  # a new block starts clean
+
+
+def test_sigterm_in_a_gc_callback_is_deferred_without_a_traceback(capfd):
+    """A SIGTERM that lands in a gc callback (JAX has one) raises nothing there, where
+    Python would print "Exception ignored" and a traceback; the loop's next
+    raise_if_interrupted() raises it."""
+    import gc
+    import signal
+
+    from vidrl_jax.utils.signals import raise_if_interrupted, sigterm_as_interrupt
+    sent = []
+
+    def callback(phase, info):
+        del info
+        if phase == "start" and not sent:
+            sent.append(os.kill(os.getpid(), signal.SIGTERM))
+            for _ in range(1000):  # the handler runs between these bytecodes
+                pass
+
+    with sigterm_as_interrupt():
+        gc.callbacks.append(callback)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(callback)
+        assert sent
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            raise_if_interrupted()
+    assert "Traceback" not in capfd.readouterr().err

@@ -7,11 +7,13 @@ Python's default SIGTERM ends the process at once, skipping `finally` and
 `__exit__`; schedulers (SLURM, Kubernetes, `timeout`) stop jobs with SIGTERM.
 Only the main thread can install handlers; elsewhere this is a no-op.
 
-A handler's exception is swallowed (printed as "Exception ignored") when the signal
-lands in a `__del__` or a garbage-collection callback, so the signal is also
-remembered: long loops call `raise_if_interrupted()` once per step.
+Python swallows an exception raised in a `__del__` or a garbage-collection callback
+(printing "Exception ignored" and a traceback), so a signal that lands there is only
+remembered, and every signal is: long loops call `raise_if_interrupted()` once per
+step, which raises it.
 """
 import contextlib
+import gc
 import signal
 import threading
 
@@ -19,10 +21,21 @@ import threading
 _received = []  # signals received inside the current sigterm_as_interrupt block
 
 
+def _in_finalizer(frame):
+    """Whether `frame` runs inside a `__del__` or a gc callback (e.g. JAX's), where a
+    raised exception would be printed and lost."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _raise_interrupt(signum, frame):
-    del frame
     _received.append(signum)
-    raise_if_interrupted()
+    if not _in_finalizer(frame):
+        raise_if_interrupted()
 
 
 def raise_if_interrupted():
