@@ -8,3 +8,16 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ["VIDRL_NO_PROGRESS"] = "1"
+
+# The files whose tests take minutes, slowest first: under `--dist loadfile` files go to
+# the 2 workers in collection order, so these start first instead of leaving one worker
+# alone on the notebook at the end of the run.
+SLOW_FIRST = ("test_notebook.py", "test_multihost.py", "test_agent_stage.py",
+              "test_diffusion.py", "test_bench_pipeline.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = os.path.basename(str(item.fspath))
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+    items.sort(key=rank)  # stable: the order within each file is kept
