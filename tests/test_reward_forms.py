@@ -305,7 +305,7 @@ def test_eval_reward_scores_the_per_step_forms():
 
 def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     """reward.video_goal=expert (the oracle ablation): the goal video is env.task's first
-    expert demo in demos/ (resampled), its embedding that of the demo, the goal frame its
+    successful expert demo in demos/ (resampled), its embedding that of the demo, the goal frame its
     last frame; a task without a demo is refused by name."""
     from experiments.benches.pipeline import write_reward_inputs
     from vidrl_jax.data.shards import ShardWriter
@@ -318,12 +318,14 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     config.vae.update(channels=(4, 8), latent_channels=2)
     config.reward.video_goal = "expert"
     write_reward_inputs(config, str(tmp_path))
-    demos = {task: rng.integers(0, 256, (n + 1, 16, 16, 3), dtype=np.uint8)
-             for task, n in (("drawer-close-v3", 12), (config.env.task, 20))}
+    episodes = [(task, rng.integers(0, 256, (n + 1, 16, 16, 3), dtype=np.uint8), ok)
+                for task, n, ok in (("drawer-close-v3", 12, True), (config.env.task, 15, False),
+                                    (config.env.task, 20, True))]
+    demos = {task: frames for task, frames, ok in episodes if ok}  # the failed one skipped
     with ShardWriter(str(tmp_path / "demos"), episodes_per_shard=1) as writer:
-        for task, frames in demos.items():
+        for task, frames, ok in episodes:
             n = len(frames) - 1
-            writer.add(dict(task=task, frames=frames, success=np.ones(n, bool),
+            writer.add(dict(task=task, frames=frames, success=np.full(n, ok),
                             states=np.zeros((n + 1, 39), np.float32),
                             actions=np.zeros((n, 4), np.float32),
                             rewards=np.zeros(n, np.float32), instruction=task, seed=0))

@@ -34,14 +34,15 @@ def needs_vae(config):
 
 
 def expert_demo_frames(demos_dir, task):
-    """[L+1,H,W,3] uint8 frames of `task`'s first expert demo in `demos_dir`
+    """[L+1,H,W,3] uint8 frames of `task`'s first successful expert demo in `demos_dir`
     (reward.video_goal=expert)."""
     from vidrl_jax.data.shards import iter_episodes
 
     for episode in iter_episodes(demos_dir, tasks=[task]):
-        return np.asarray(episode["frames"])
-    raise ConfigError(f"reward.video_goal=expert needs an expert demo of env.task={task!r} "
-                      f"in {demos_dir}; add it to demos.tasks")
+        if np.any(episode["success"]):
+            return np.asarray(episode["frames"])
+    raise ConfigError(f"reward.video_goal=expert needs a successful expert demo of "
+                      f"env.task={task!r} in {demos_dir}; add the task to demos.tasks")
 
 
 class RewardEncoders:
@@ -100,7 +101,7 @@ class RewardEncoders:
         # reward.video_goal: the decoded goal video re-encoded (its first frame is the
         # centring base), or the sampled latents themselves, averaged over the goal
         # stage's videos (base: the real first frame); `expert` (the oracle ablation): the
-        # task's first expert demo in demos/, resampled to the goal video's length, in
+        # task's first successful expert demo in demos/, resampled to the goal video's length, in
         # place of the goal video and (its last frame) the goal frame.
         if config.reward.video_goal == "sampled":
             if sampled is None or self.clip_len != t:
