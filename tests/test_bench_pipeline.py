@@ -45,7 +45,7 @@ def test_pipeline_bench_emits_every_stage_beside_its_ceiling():
     parts = agent["ms_per_env_step"]  # the breakdown: every part timed, adding up
     assert set(parts) == set(agent_profile.PARTS) | {"total"}
     assert parts["env_step_render"] > 0 and parts["fused_update"] > 0
-    assert parts["video_encoder"] > 0 and parts["policy_act"] > 0
+    assert parts["reward_encoders"] > 0 and parts["policy_act"] > 0
     assert abs(sum(parts[k] for k in agent_profile.PARTS) - parts["total"]) < 0.01
     assert agent["loop_limit_env_steps_per_s"] > 0
     assert abs(agent["loop_efficiency"] - agent["env_steps_per_s"]

@@ -90,6 +90,7 @@ def _host_run(stride, length=7, centre=True):
     latent of a video: its frames' mean pixel values)."""
     enc = object.__new__(RewardEncoders)
     enc.latent_dim, enc.feature_dim, enc.centre, enc.likelihood_fn = D, 0, centre, None
+    enc._phi_and_window = None
     enc.video_metric, enc._score = "distance", jax.jit(video_reward, static_argnums=2)
     enc.clip_len = D
     enc._embed = lambda v: jnp.asarray(v.reshape(v.shape[:2] + (-1,)).mean(-1), jnp.float32)
@@ -265,9 +266,18 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     p = np.asarray(frame_progress(lat, enc.phi(frames), 0.002))
     np.testing.assert_allclose(p, idx / (len(frames) - 1), atol=0.05)
     enc.start_episode(frames[:2])
-    stored = enc.stored(enc.window(np.stack([frames[idx[:enc.clip_len]]] * 2)))
+    videos = np.stack([frames[idx[:enc.clip_len]]] * 2)
+    stored = enc.stored(enc.window(videos))
     np.testing.assert_allclose(enc.potential(stored), video_reward(
         enc.goal["video_latent"], stored, config.reward.video_metric), atol=1e-6)
+    # the loop's one call per env step: φ and the video in one program, the same values;
+    # without a video (between two of reward.video_stride) φ alone
+    phi, window = enc.encode(frames[:2], videos)
+    np.testing.assert_allclose(phi, enc.phi(frames[:2]), atol=1e-5)
+    np.testing.assert_allclose(window, enc.window(videos), atol=1e-5)
+    phi_only, none = enc.encode(frames[:2])
+    assert none is None
+    np.testing.assert_allclose(phi_only, phi, atol=1e-5)
 
 
 def test_eval_reward_scores_the_per_step_forms():

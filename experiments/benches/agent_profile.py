@@ -8,8 +8,9 @@ so the parts do not overlap and their times add up to the episode's:
 
   env_step_render   workers step the physics and render the frames (host wait)
   policy_act        obs host->device, actor forward, actions device->host
-  frame_features    phi of the new frames (FB's input), VAE encoder on one frame
-  video_encoder     the VAE encoder on the agent's videos (every reward.video_stride)
+  reward_encoders   phi of the new frames (FB's input: the VAE encoder on one frame) and,
+                    every reward.video_stride steps, the VAE encoder on the agent's videos,
+                    in one call
   replay_add        transitions host->device and the scatter into the device replay
   fused_update      the fused train calls (K updates each) of the step
   nan_check         metrics device->host, checked for NaN/inf once per episode
@@ -21,7 +22,7 @@ env steps) plus "total".
 import collections
 import time
 
-PARTS = ("env_step_render", "policy_act", "frame_features", "video_encoder", "replay_add",
+PARTS = ("env_step_render", "policy_act", "reward_encoders", "replay_add",
          "fused_update", "nan_check", "host_other")
 
 
@@ -50,14 +51,13 @@ def profile_episodes(run, episodes=2):
     totals = collections.defaultdict(float)
     lr, enc = run.learner, run.encoders
     saved = dict(overlap=run.overlap, step=run.envs.step, act=lr.act, add=lr.add,
-                 train=lr.train, phi=enc.phi, window=enc.window, check=run.check_metrics)
+                 train=lr.train, encode=enc.encode, check=run.check_metrics)
     run.overlap = False
     run.envs.step = _timed(totals, "env_step_render", saved["step"])
     lr.act = _timed(totals, "policy_act", saved["act"])
     lr.add = _timed(totals, "replay_add", saved["add"], wait=lambda: lr.replay)
     lr.train = _timed(totals, "fused_update", saved["train"], wait=lambda: lr.state)
-    enc.phi = _timed(totals, "frame_features", saved["phi"])
-    enc.window = _timed(totals, "video_encoder", saved["window"])
+    enc.encode = _timed(totals, "reward_encoders", saved["encode"])
     run.check_metrics = _timed(totals, "nan_check", saved["check"])
     steps0 = run.counters["env_steps"]
     try:
@@ -69,7 +69,7 @@ def profile_episodes(run, episodes=2):
     finally:
         run.overlap, run.envs.step = saved["overlap"], saved["step"]
         lr.act, lr.add, lr.train = saved["act"], saved["add"], saved["train"]
-        enc.phi, enc.window, run.check_metrics = saved["phi"], saved["window"], saved["check"]
+        enc.encode, run.check_metrics = saved["encode"], saved["check"]
     env_steps = (run.counters["env_steps"] - steps0) * lr.num_seeds
     totals["host_other"] = total - sum(totals.values())
     out = {k: round(1000 * totals[k] / env_steps, 3) for k in PARTS}
@@ -81,6 +81,6 @@ def loop_limit(ceiling_frames_per_s, parts_ms):
     """Env steps/s the loop could reach with these parts on a shared CPU:
     1 / (1/ceiling + update time per env step + reward encoding per env step)
     (the updates happen at the run's UTD, so fused_update already holds it)."""
-    s = 1.0 / ceiling_frames_per_s + (parts_ms["fused_update"] + parts_ms["frame_features"]
-                                      + parts_ms["video_encoder"]) / 1000.0
+    s = 1.0 / ceiling_frames_per_s + (parts_ms["fused_update"]
+                                      + parts_ms["reward_encoders"]) / 1000.0
     return 1.0 / s

@@ -132,10 +132,12 @@ class AgentRun:
                 next_obs, reward, terminated, truncated, info = self.envs.step(action)
             self.windows.push(info["frame"])
             frames.append(info["frame"])
-            phi = self.encoders.phi(info["frame"])
             last = t == self.episode_len - 1
-            if t % self.stride == 0 or last:
-                latent = self.encoders.window(self.windows.frames)
+            refresh = t % self.stride == 0 or last
+            video = self.windows.frames if refresh and self.encoders.latent_dim else None
+            phi, new = self.encoders.encode(info["frame"], video)
+            if new is not None:
+                latent = new
                 if with_likelihood:
                     lik = self.encoders.likelihood(latent)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi,
