@@ -213,8 +213,10 @@ def _reward():
         # What the video term pays at step t, with Φ_t the score above of the episode so
         # far (vidrl_jax/rewards/terms.py): score = Φ_t (a function of the history paid to
         # a Markov critic); shaped = γ·Φ_{t+1} - Φ_t (potential-based shaping, γ =
-        # agent.discount: the return telescopes to the final score, the optimal policy
-        # is unchanged; Φ_t is stored as one replay column); progress = how far along
+        # agent.discount; Φ_t is stored as one replay column: it keeps the optimal
+        # policy of the other terms, and alone cannot teach, since bootstrapped through
+        # the time limit its return from any state is -Φ_t whatever the actions;
+        # README, known gaps); progress = how far along
         # the goal video the current frame stands, in [0, 1] (softmax over its VAE
         # frame latent's distances to the goal video's frames; needs frame_features=vae).
         video_form="score",          # score | shaped | progress
