@@ -195,6 +195,19 @@ def test_overlapped_env_stepping_trains_as_much_as_the_serial_default(uninterrup
     assert serial["final_returns"] != overlapped["final_returns"]
 
 
+def test_baselines_train_without_rendering_and_learn_exactly_the_same(uninterrupted, tmp_path,
+                                                                     monkeypatch):
+    """sparse/dense: training episodes step physics only (rendering changes no
+    trajectory); forcing the frames on gives the same results, eval gif included."""
+    assert not agent_loop.frames_needed(tiny_config("sparse"))
+    assert not agent_loop.frames_needed(tiny_config("dense"))
+    assert agent_loop.frames_needed(tiny_config("genreward"))
+    assert agent_loop.frames_needed(tiny_config("sparse", obs="pixels"))
+    monkeypatch.setattr(agent_loop, "frames_needed", lambda config: True)
+    stages.run_pipeline(tiny_config(), str(tmp_path), stages=["agent"])
+    assert _results(str(tmp_path)) == _results(uninterrupted)
+
+
 def test_workdir_of_another_config_is_refused(uninterrupted):
     other = tiny_config()
     other.agent.lr = 1e-3

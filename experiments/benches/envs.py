@@ -88,6 +88,8 @@ class Vector:
         Returns (frames/s over all envs, CPU seconds per frame: workers + this process).
         """
         steps = max(1, frames // self.n)
+        # (shared vector envs: an agent's training episodes may have turned rendering off)
+        self.envs.set_attr("render_frames", True)
         start, cpu, own = time.perf_counter(), self._cpu(), time.process_time()
         for _ in range(steps):
             self.envs.step(self.rng.uniform(-1, 1, (self.n, 4)))  # autoreset on truncation

@@ -47,6 +47,15 @@ def _obs(config, obs, info):
     return info["frame"] if config.agent.obs == "pixels" else np.asarray(obs, np.float32)
 
 
+def frames_needed(config):
+    """Whether training episodes must render frames: only when something reads them, a
+    video model term (VAE), pixel observations or the RoboCLIP term. Otherwise (the
+    sparse and dense baselines) the workers step physics alone, ~15x cheaper per env
+    step with the same trajectories; evaluation always renders (eval_last.gif, tensorboard)."""
+    return (needs_vae(config) or config.agent.obs == "pixels"
+            or bool(float(config.reward.roboclip)))
+
+
 class AgentRun:
     """Trains the agent(s) of `config` in `ctx.stage_dir`, resuming from checkpoints."""
 
@@ -68,6 +77,7 @@ class AgentRun:
         self.metrics = {}
         self._unchecked = []  # metrics of train calls not yet checked for NaN/inf
         self.overlap = bool(config.agent.overlap_env)
+        self.render_train = frames_needed(config)
 
     # -- persistence
     def save(self):
@@ -87,7 +97,8 @@ class AgentRun:
         return True
 
     # -- one synchronous episode in all envs
-    def run_episode(self, seeds_offset, episode, policy, on_step=None, overlap=False):
+    def run_episode(self, seeds_offset, episode, policy, on_step=None, overlap=False,
+                    render=True):
         """Runs one episode in every env. policy(obs, t) -> actions [N, 4].
 
         on_step(transition) is called once per step, in step order. With `overlap`,
@@ -97,16 +108,25 @@ class AgentRun:
         with the learner as it was before on_step(t-1) (one step stale). The last
         on_step runs before this returns: episode boundaries are clean (checkpoints).
 
+        `render=False` (only where no reward term, observation or encoder reads frames:
+        `render_train`): the workers render nothing, the frame columns are empty.
+
         Returns the transitions of every step (dicts of [N, ...]) and env 0's frames
-        [L+1, H, W, 3].
+        [L+1, H, W, 3] (None without rendering).
         """
         lr = self.learner
         reset_seeds = lr.reset_seeds(episode, seeds_offset)
+        if hasattr(self.envs, "set_attr"):  # (one round trip to the workers per episode)
+            self.envs.set_attr("render_frames", bool(render))
         obs, info = self.envs.reset(seed=reset_seeds)
-        self.windows.reset(info["frame"])
-        self.encoders.start_episode(info["frame"])
-        frames = [info["frame"]]
-        latent = self.encoders.window(self.windows.frames)
+        empty = np.zeros((len(obs), 0), np.float32)  # frame columns without rendering
+        if render:
+            self.windows.reset(info["frame"])
+            self.encoders.start_episode(info["frame"])
+            frames = [info["frame"][0]]
+            latent = self.encoders.window(self.windows.frames)
+        else:
+            frames, latent = None, empty
         with_likelihood = "likelihood" in self.learner.specs
         if with_likelihood:
             lik = self.encoders.likelihood(latent)
@@ -130,12 +150,15 @@ class AgentRun:
                 next_obs, reward, terminated, truncated, info = self.envs.step_wait()
             else:
                 next_obs, reward, terminated, truncated, info = self.envs.step(action)
-            self.windows.push(info["frame"])
-            frames.append(info["frame"])
             last = t == self.episode_len - 1
-            refresh = t % self.stride == 0 or last
-            video = self.windows.frames if refresh and self.encoders.latent_dim else None
-            phi, new = self.encoders.encode(info["frame"], video)
+            if render:
+                self.windows.push(info["frame"])
+                frames.append(info["frame"][0])
+                refresh = t % self.stride == 0 or last
+                video = self.windows.frames if refresh and self.encoders.latent_dim else None
+                phi, new = self.encoders.encode(info["frame"], video)
+            else:
+                phi, new = empty, None
             if new is not None:
                 latent = new
                 if with_likelihood:
@@ -149,7 +172,7 @@ class AgentRun:
                 tr[reward_terms.POTENTIAL_COLUMN] = potential
                 potential = self.encoders.potential(tr["window_latent"])
             if "roboclip" in self.learner.specs:  # paid once, at the episode's end
-                tr["roboclip"] = (self.encoders.episode_score(np.stack(frames, axis=1))
+                tr["roboclip"] = (self.encoders.episode_score(self.windows.episode[:, :t + 2])
                                   if last else np.zeros(len(action), np.float32))
             if overlap:
                 pending = tr
@@ -159,7 +182,7 @@ class AgentRun:
             obs = next_obs
         if pending is not None:
             on_step(pending)
-        return out, np.stack([f[0] for f in frames])
+        return out, (np.stack(frames) if render else None)
 
     def train_episode(self, bar):
         c, lr = self.counters, self.learner
@@ -194,7 +217,7 @@ class AgentRun:
                     c["train_calls"] += 1
 
         transitions, _ = self.run_episode(0, c["episode"], policy, on_step,
-                                          overlap=self.overlap)
+                                          overlap=self.overlap, render=self.render_train)
         self.check_metrics()
         c["episode"] += 1
         return transitions
