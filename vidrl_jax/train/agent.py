@@ -51,7 +51,8 @@ def frames_needed(config):
     """Whether training episodes must render frames: only when something reads them, a
     video model term (VAE), pixel observations or the RoboCLIP term. Otherwise (the
     sparse and dense baselines) the workers step physics alone, ~15x cheaper per env
-    step with the same trajectories; evaluation always renders (eval_last.gif, tensorboard)."""
+    step with the same trajectories. Evaluation renders its last round (eval_last.gif,
+    tensorboard)."""
     return (needs_vae(config) or config.agent.obs == "pixels"
             or bool(float(config.reward.roboclip)))
 
@@ -248,8 +249,11 @@ class AgentRun:
         success, final, returns, frames = [], [], {}, None
         for r in range(rounds):
             episode = self.counters["env_steps"] * 1000 + r
+            # (without frame-reading terms only the last round renders: its frames are
+            # the logged eval episode)
             trs, frames = self.run_episode(
-                1, episode, lambda obs, t: lr.act(obs, key, deterministic=True))
+                1, episode, lambda obs, t: lr.act(obs, key, deterministic=True),
+                render=self.render_train or r == rounds - 1)
             succ = np.stack([t["success"] for t in trs], axis=1)  # [N, L]
             success.append(succ.max(axis=1))
             final.append(succ[:, -1])
