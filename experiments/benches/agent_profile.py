@@ -77,10 +77,11 @@ def profile_episodes(run, episodes=2):
     return out
 
 
-def loop_limit(ceiling_frames_per_s, parts_ms):
+def loop_limit(ceiling_frames_per_s, parts_ms, renders=True):
     """Env steps/s the loop could reach with these parts on a shared CPU:
-    1 / (1/ceiling + update time per env step + reward encoding per env step)
-    (the updates happen at the run's UTD, so fused_update already holds it)."""
-    s = 1.0 / ceiling_frames_per_s + (parts_ms["fused_update"]
-                                      + parts_ms["reward_encoders"]) / 1000.0
-    return 1.0 / s
+    1 / (env step + update time per env step + reward encoding per env step)
+    (the updates happen at the run's UTD, so fused_update already holds it). The env
+    step is 1/ceiling for a loop that renders, and its measured physics-only step
+    (parts_ms["env_step_render"]) for one that does not (the sparse/dense baselines)."""
+    env = 1.0 / ceiling_frames_per_s if renders else parts_ms["env_step_render"] / 1000.0
+    return 1.0 / (env + (parts_ms["fused_update"] + parts_ms["reward_encoders"]) / 1000.0)

@@ -25,8 +25,9 @@ Prints JSON lines with "bench": "pipeline" and "stage":
                   `ms_per_env_step`, the loop's parts timed one by one on that reward
                   setting (experiments/benches/agent_profile.py), the env steps/s those
                   parts allow (`loop_limit_env_steps_per_s`: 1 / (1/ceiling + update +
-                  reward encoding per env step)) and `loop_efficiency` = measured /
-                  that limit. The VAE, goal
+                  reward encoding per env step); for sparse, which trains without
+                  rendering (`renders` false), its measured physics-only env step in
+                  place of 1/ceiling) and `loop_efficiency` = measured / that limit. The VAE, goal
                   video and goal frame it reads are random (weights / frames) written
                   into the temp workdir (speed does not depend on the values).
   fused_updates   the fused step (every GenReward term + FB + SAC, agent.batch_size,
@@ -310,9 +311,9 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
             top = ceil[0] / ceil[1]
             out("render_ceiling", workers=n, frames_per_s=round(top, 2), frames=ceil[0],
                 measured_for="agent", size=int(config.env.size), task=config.env.task)
-            for (reward, overlap), (env_steps, updates, seconds) in zip(cases, done):
-                limit = agent_profile.loop_limit(top, profiles[reward])
-                out("agent", reward=reward, overlap_env=overlap,
+            for (reward, overlap), (env_steps, updates, seconds), r in zip(cases, done, runs):
+                limit = agent_profile.loop_limit(top, profiles[reward], r.render_train)
+                out("agent", reward=reward, overlap_env=overlap, renders=r.render_train,
                     env_steps_per_s=round(env_steps / seconds, 2),
                     updates_per_s=round(updates / seconds, 2), ceiling="render_ceiling",
                     ceiling_frames_per_s=round(top, 2),
