@@ -244,8 +244,8 @@ def test_progress_with_clip_features_is_refused():
 
 def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     """video_form=progress: goal["frame_latents"] is φ of each decoded goal frame, and a
-    frame equal to goal frame i stands at ≈ i/(T-1); potential() is the score the fused
-    step computes from the stored window latent."""
+    frame equal to goal frame i stands at ≈ i/(T-1), with no window column; shaped:
+    potential() is the score the fused step computes from the stored window latent."""
     from experiments.benches.pipeline import write_reward_inputs
     from vidrl_jax.stages import StageContext
     from vidrl_jax.utils.logging import MetricLogger
@@ -265,6 +265,12 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     idx = np.arange(len(frames))
     p = np.asarray(frame_progress(lat, enc.phi(frames), 0.002))
     np.testing.assert_allclose(p, idx / (len(frames) - 1), atol=0.05)
+    # progress reads no video: no window column (the loop runs the VAE on one frame)
+    assert enc.latent_dim == 0 and enc.window(frames[None]).shape == (1, 0)
+    config.reward.video_form = "shaped"
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
+                         needs_vae=True)
+    assert enc.latent_dim > 0
     enc.start_episode(frames[:2])
     videos = np.stack([frames[idx[:enc.clip_len]]] * 2)
     stored = enc.stored(enc.window(videos))
@@ -353,3 +359,53 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     config.env.task = "window-open-v3"
     with pytest.raises(ConfigError, match="env.task='window-open-v3'.*demos.tasks"):
         RewardEncoders(config, ctx, needs_vae=True)
+
+
+class _FrameEnvs:
+    """One env with random 16 px frames (state obs: zeros), for an AgentRun."""
+
+    def __init__(self, size=16):
+        self.rng, self.size = np.random.default_rng(0), size
+
+    def _info(self):
+        return {"frame": self.rng.integers(0, 256, (1, self.size, self.size, 3), np.uint8),
+                "success": np.zeros(1)}
+
+    def reset(self, seed):
+        return np.zeros((1, 39), np.float32), self._info()
+
+    def step(self, action):
+        return (np.zeros((1, 39), np.float32), np.zeros(1), np.zeros(1), np.zeros(1),
+                self._info())
+
+
+def test_agent_with_progress_and_bsim_runs_the_vae_on_one_frame_only(tmp_path):
+    """video_form=progress and frame_form=bsim read φ(s') alone: the loop never encodes
+    the agent's video and the replay's window column is empty, and training runs."""
+    from experiments.benches.agent_profile import NoBar
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax.stages import StageContext
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = metaworld.get_config("smoke")
+    config.env.update(size=16, max_episode_steps=12, num_workers=1)
+    config.vae.update(channels=(4, 8), latent_channels=2)
+    config.agent.update(hidden=(16, 16), batch_size=8, updates_per_call=2,
+                        replay_capacity=100, prefill_steps=6)
+    config.agent.fb.update(z_dim=4, hidden=(16, 16))
+    config.reward.update(video_form="progress", frame_form="bsim")
+    write_reward_inputs(config, str(tmp_path))
+    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
+    run = AgentRun(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
+                   _FrameEnvs())
+    videos = []
+    embed = run.encoders._embed
+    run.encoders._embed = lambda v: videos.append(v) or embed(v)
+    run.encoders._phi_and_window = lambda f, v: videos.append(v)
+    trs = run.train_episode(NoBar())
+    assert not videos and run.learner.specs["window_latent"][0] == (0,)
+    assert trs[-1]["next_phi"].shape == (1, run.encoders.feature_dim)
+    assert run.counters["updates"] > 0
+    metrics = {k: np.asarray(v) for k, v in run.metrics.items()}
+    assert 0.0 <= metrics["reward/video"].min() and metrics["reward/video"].max() <= 1.0
+    assert -1.0 <= metrics["reward/frame"].min() and metrics["reward/frame"].max() <= 1.0

@@ -122,10 +122,11 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
     use_fb = any(name == "frame" for name, _ in active)
     if use_fb and feature_dim <= 0:
         raise ConfigError("config.reward.frame > 0 needs frame features: pass feature_dim > 0")
-    if any(name == "video" for name, _ in active) and latent_dim <= 0:
-        raise ConfigError("config.reward.video > 0 needs window latents: pass latent_dim > 0")
     r = config.reward
     video_form, frame_form = r.get("video_form", "score"), r.get("frame_form", "fz")
+    if any(name == "video" for name, _ in active) and latent_dim <= 0 and \
+            video_form != "progress":  # (progress reads the frame features)
+        raise ConfigError("config.reward.video > 0 needs window latents: pass latent_dim > 0")
     if video_form not in reward_terms.VIDEO_FORMS:
         raise ConfigError(f"config.reward.video_form={video_form!r}; valid: "
                           f"{', '.join(reward_terms.VIDEO_FORMS)}")

@@ -5,6 +5,7 @@
                                        #  (+ "frame_latents": [T,P], video_form=progress)
     encoders.phi(frames)               # [N,H,W,3] -> [N,P]: FB's frame features
     encoders.window(videos)            # [N,T,H,W,3] -> [N,D]: the agent's video embedding
+                                       #  (D = encoders.latent_dim; 0 when no term reads it)
     encoders.encode(frames, videos)    # both in one call (videos None: φ only); the loop's
     encoders.potential(stored)         # [N,D] stored window latents -> [N] their score
     windows = FrameWindows(mode, window_len, encoders.clip_len, max_steps)
@@ -32,6 +33,16 @@ LIKELIHOOD_TIMESTEPS = 8
 def needs_vae(config):
     terms = dict(reward_terms.active_terms(config.reward))
     return any(terms.get(k) for k in ("video", "frame", "likelihood"))
+
+
+def needs_window(config):
+    """Whether a trained term reads the embedding of the agent's video (the replay's
+    window_latent): the video term in its score/shaped forms, or the likelihood term.
+    Otherwise (video_form=progress, the frame term alone) the loop encodes no video and
+    the replay holds no window column: the VAE runs on one frame per env step."""
+    terms = dict(reward_terms.active_terms(config.reward))
+    return bool(terms.get("likelihood")) or (
+        bool(terms.get("video")) and config.reward.get("video_form", "score") != "progress")
 
 
 def expert_demo_frames(demos_dir, task):
@@ -129,7 +140,9 @@ class RewardEncoders:
                                   "vae (it compares VAE frame latents)")
             self.goal["frame_latents"] = self._phi(self.goal_frames)
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
-        self.latent_dim = int(self.goal["video_latent"].shape[0])
+        # (no term reads the agent's video: no window column, nothing to centre)
+        self.latent_dim = int(self.goal["video_latent"].shape[0]) if needs_window(config) else 0
+        self.centre = self.centre and bool(self.latent_dim)
         self._latent_shape = (cfg.latent_frames(self.clip_len), cfg.latent_size,
                               cfg.latent_size, cfg.latent_channels)
         self.likelihood_fn = None
