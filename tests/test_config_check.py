@@ -80,7 +80,7 @@ def test_sweep_sets_and_documented_overrides_are_valid():
     ("vae.batch_size", -2, ["vae.batch_size=-2"]),
     ("clip.batch_size", 0, ["clip.batch_size=0"]),
     ("agent.batch_size", 10_000, ["agent.replay_capacity=5000", "agent.batch_size=10000"]),
-    ("reward.video_stride", 0, ["reward.video_stride=0", ">= 1", "--config.reward.video_stride=1"]),
+    ("reward.video_stride", 0, ["reward.video_stride=0", ">= 1", "--config.reward.video_stride=2"]),
     ("vae.frame_stride", 0, ["vae.frame_stride=0"]),
     ("reward.window", 1, ["reward.window=1", ">= 2"]),
     ("seeds", 0, ["seeds=0", ">= 1"]),
