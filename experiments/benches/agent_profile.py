@@ -9,8 +9,8 @@ so the parts do not overlap and their times add up to the episode's:
   env_step_render   workers step the physics and render the frames (host wait)
   policy_act        obs host->device, actor forward, actions device->host
   reward_encoders   phi of the new frames (FB's input: the VAE encoder on one frame) and,
-                    every reward.video_stride steps, the VAE encoder on the agent's videos,
-                    in one call
+                    every reward.video_stride steps, the VAE encoder on the agent's videos
+                    (RewardEncoders.encode)
   replay_add        transitions host->device and the scatter into the device replay
   fused_update      the fused train calls (K updates each) of the step
   nan_check         metrics device->host, checked for NaN/inf once per episode
