@@ -174,11 +174,12 @@ def _agent():
         aug_pad=4,                   # pixel obs: random-shift augmentation (pixels)
         fb=ml_collections.ConfigDict(dict(
             z_dim=32,
-            # 128x128: FB's FLOPs per update 1,749 -> 597 M (the fused update's FLOP
-            # limit 0.24x -> 0.49x the SAC scan). A/B at 20k env steps, 3 seeds, genreward
-            # (experiments/ab_fb.sh; README, Benchmarks): drawer-close 0.80 +- 0.16 vs
-            # 0.63 +- 0.19 with 256x256, door-open 0.00 both.
-            hidden=(128, 128),
+            # 64x64: FB's FLOPs per update 1,749 (256x256) -> 597 (128x128) -> ~240 M; the
+            # fused update 0.43x -> 0.54x the SAC scan, genreward 0.285x -> 0.355x the render
+            # ceiling. A/B at 20k env steps, 3 seeds, genreward (experiments/ab_fb64.sh,
+            # experiments/results/ab_fb64.csv; README, Benchmarks): drawer-close 0.90 +- 0.14
+            # vs 0.63 +- 0.29 with 128x128 (0.80 +- 0.16 at stride 1), door-open 0.00 both.
+            hidden=(64, 64),
             lr=1e-4,
             discount=0.98,
             tau=0.01,
