@@ -13,8 +13,9 @@ across cells (demos, autoencoder, diffusion, goal, select) are built once.
 of each cell (e.g. `agent` for baselines that need no video model).
 Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate the success rate at each evaluation, final and best success rate and the
-final dense return (mean ± std over seeds) and wall time; `DIR/summary.png` plots
-the success curves (a panel per task, a line per reward variant).
+final dense return (mean ± std over seeds) and wall time; `DIR/summary_terms.csv`
+each reward term's running mean and std at the end of training; `DIR/summary.png`
+plots the success curves (a panel per task, a line per reward variant).
 """
 import argparse
 import csv
@@ -96,6 +97,24 @@ def summarize(rows):
     return "\n".join(md) + "\n", buf.getvalue()
 
 
+def summarize_terms(rows):
+    """rows: [(cell, results dict)] -> csv: per cell and reward term, the running mean and
+    std of what the updates saw at the end of training, and the term's return in the
+    last evaluation (mean over seeds). Scales side by side show whether a term drowns
+    the others."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["cell", "term", "running_mean", "running_std", "final_eval_return"])
+    for cell, r in rows:
+        returns = r.get("final_returns", {})
+        for term, stats in r.get("reward_running", {}).items():
+            ret = returns.get(term, [])
+            writer.writerow([cell_name(cell), term, f"{stats['mean']:.4g}",
+                             f"{stats['std']:.4g}",
+                             f"{np.mean(ret):.4g}" if len(ret) else "-"])
+    return buf.getvalue()
+
+
 def curves_by_panel(rows):
     """rows: [(cell, results dict)] -> {panel: [(label, env_steps [E], mean [E], std [E])]}.
 
@@ -170,7 +189,8 @@ def main(argv=None):
             rows.append((cell, json.load(f)))
     if rows:
         md, table = summarize(rows)
-        for name, text in (("summary.md", md), ("summary.csv", table)):
+        for name, text in (("summary.md", md), ("summary.csv", table),
+                           ("summary_terms.csv", summarize_terms(rows))):
             with open(os.path.join(args.workdir, name), "w") as f:
                 f.write(text)
         plot_summary(rows, os.path.join(args.workdir, "summary.png"))

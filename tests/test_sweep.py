@@ -77,6 +77,18 @@ def test_summary_table():
     assert csv.splitlines()[1].startswith("reward=sparse,2,")
 
 
+def test_summary_terms_lists_each_terms_running_scale_per_cell():
+    r = {"final_returns": {"video": [-200.0, -100.0], "frame": [3e4, 5e4]},
+         "reward_running": {"video": {"mean": -1.07, "std": 0.081},
+                            "frame": {"mean": 96.2, "std": 88.35}}}
+    lines = sweep.summarize_terms([([("reward", "genreward")], r),
+                                   ([("reward", "sparse")], {"final_returns": {}})])
+    assert lines.splitlines() == [
+        "cell,term,running_mean,running_std,final_eval_return",
+        "reward=genreward,video,-1.07,0.081,-150",
+        "reward=genreward,frame,96.2,88.35,4e+04"]
+
+
 def test_summary_plot_groups_cells_by_task(tmp_path):
     def results(success):
         return {"success_curve": {"env_steps": [0, 100], "success": success}}

@@ -367,6 +367,10 @@ class AgentRun:
             "final_success_mean": float(final.mean()), "final_success_std": float(final.std()),
             "best_success_mean": float(best.mean()), "best_success_std": float(best.std()),
             "final_returns": hist[-1]["returns"],
+            # each reward term's running mean and std over what the updates saw (mean
+            # over seeds): whether one term drowns the others
+            "reward_running": {t: {"mean": m, "std": sd} for t, (m, sd)
+                               in lr.reward_running_stats().items()},
             "wall_time_s": wall,
             "env_steps_per_s": c["env_steps"] * lr.num_seeds / max(wall, 1e-9),
             "bytes_per_transition": lr.bytes_per_transition,
