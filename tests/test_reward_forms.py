@@ -360,42 +360,67 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
 
 
 class _FrameEnvs:
-    """One env with random 16 px frames (state obs: zeros), for an AgentRun."""
+    """n envs with random 16 px frames (state obs: zeros), for an AgentRun."""
 
-    def __init__(self, size=16):
-        self.rng, self.size = np.random.default_rng(0), size
+    def __init__(self, size=16, n=1):
+        self.rng, self.size, self.n = np.random.default_rng(0), size, n
 
     def _info(self):
-        return {"frame": self.rng.integers(0, 256, (1, self.size, self.size, 3), np.uint8),
-                "success": np.zeros(1)}
+        return {"frame": self.rng.integers(0, 256, (self.n, self.size, self.size, 3), np.uint8),
+                "success": np.zeros(self.n)}
 
     def reset(self, seed):
-        return np.zeros((1, 39), np.float32), self._info()
+        return np.zeros((self.n, 39), np.float32), self._info()
 
     def step(self, action):
-        return (np.zeros((1, 39), np.float32), np.zeros(1), np.zeros(1), np.zeros(1),
-                self._info())
+        z = np.zeros(self.n)
+        return np.zeros((self.n, 39), np.float32), z, z, z, self._info()
+
+
+def _tiny_agent_run(tmp_path, num_envs=1, **reward):
+    """An AgentRun of a tiny smoke config on _FrameEnvs, its reward inputs written."""
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax.stages import StageContext
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = metaworld.get_config("smoke")
+    config.env.update(size=16, max_episode_steps=12, num_workers=num_envs)
+    config.vae.update(channels=(4, 8), latent_channels=2)
+    config.agent.update(hidden=(16, 16), batch_size=8, updates_per_call=2,
+                        replay_capacity=100, prefill_steps=6)
+    config.agent.fb.update(z_dim=4, hidden=(16, 16))
+    config.reward.update(reward)
+    write_reward_inputs(config, str(tmp_path))
+    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
+    return AgentRun(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
+                    _FrameEnvs(n=num_envs))
+
+
+def test_eval_returns_of_a_whole_episode_at_once_equal_the_per_step_sum(tmp_path):
+    """Evaluation scores each episode's L steps in one call: per env, the same returns
+    as scoring the steps one at a time and summing (the video and frame terms differ
+    between the 2 envs, so a mixed-up order would show)."""
+    from experiments.benches.agent_profile import NoBar
+
+    run = _tiny_agent_run(tmp_path, num_envs=2)
+    run.train_episode(NoBar())
+    trs, _ = run.run_episode(1, 0, lambda obs, t: np.full((2, 4), 0.1 * (t % 3), np.float32))
+    returns = run._episode_returns(trs)
+    assert set(returns) == {"env_dense", "env_sparse", "video", "frame"}
+    per_step = [run._eval_terms(t) for t in trs]
+    for name, ret in returns.items():
+        assert ret.shape == (2,)
+        np.testing.assert_allclose(ret, np.sum([p[name] for p in per_step], axis=0),
+                                   rtol=1e-5, atol=1e-5)
+    assert abs(returns["video"][0] - returns["video"][1]) > 1e-6
 
 
 def test_agent_with_progress_and_bsim_runs_the_vae_on_one_frame_only(tmp_path):
     """video_form=progress and frame_form=bsim read φ(s') alone: the loop never encodes
     the agent's video and the replay's window column is empty, and training runs."""
     from experiments.benches.agent_profile import NoBar
-    from experiments.benches.pipeline import write_reward_inputs
-    from vidrl_jax.stages import StageContext
-    from vidrl_jax.utils.logging import MetricLogger
 
-    config = metaworld.get_config("smoke")
-    config.env.update(size=16, max_episode_steps=12, num_workers=1)
-    config.vae.update(channels=(4, 8), latent_channels=2)
-    config.agent.update(hidden=(16, 16), batch_size=8, updates_per_call=2,
-                        replay_capacity=100, prefill_steps=6)
-    config.agent.fb.update(z_dim=4, hidden=(16, 16))
-    config.reward.update(video_form="progress", frame_form="bsim")
-    write_reward_inputs(config, str(tmp_path))
-    logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
-    run = AgentRun(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
-                   _FrameEnvs())
+    run = _tiny_agent_run(tmp_path, video_form="progress", frame_form="bsim")
     videos = []
     embed = run.encoders._embed
     run.encoders._embed = lambda v: videos.append(v) or embed(v)

@@ -257,10 +257,8 @@ class AgentRun:
             succ = np.stack([t["success"] for t in trs], axis=1)  # [N, L]
             success.append(succ.max(axis=1))
             final.append(succ[:, -1])
-            per_step = [self._eval_terms(t) for t in trs]
-            for name in per_step[0]:
-                returns.setdefault(name, []).append(
-                    np.sum([p[name] for p in per_step], axis=0))
+            for name, ret in self._episode_returns(trs).items():
+                returns.setdefault(name, []).append(ret)
         success, final, returns = lr.gather_envs((success, final, returns))
         by_seed = lambda x: np.concatenate(x).reshape(rounds, lr.num_seeds, -1) \
             .transpose(1, 0, 2).reshape(lr.num_seeds, -1)[:, :int(cfg.agent.eval_episodes)]
@@ -270,7 +268,22 @@ class AgentRun:
                "returns": {k: by_seed(v).mean(axis=1).tolist() for k, v in returns.items()}}
         return rec, frames
 
+    def _episode_returns(self, trs):
+        """Each reward term's return over one episode in every env: trs (L dicts of
+        [N, ...]) -> {term: [N]}. All L steps go through the reward terms at once (one
+        device call per episode, not per step)."""
+        n, steps = len(trs[0]["reward"]), len(trs)
+
+        def env_major(values):  # L x [N, ...] -> [N * L, ...], env by env
+            xp = jnp if isinstance(values[0], jax.Array) else np
+            x = xp.stack(values, axis=1)
+            return x.reshape((n * steps,) + x.shape[2:])
+
+        per_step = self._eval_terms({k: env_major([t[k] for t in trs]) for k in trs[0]})
+        return {k: np.asarray(v).reshape(n, steps).sum(axis=1) for k, v in per_step.items()}
+
     def _eval_terms(self, tr):
+        """Each term's reward {term: [B]} of transitions tr (dicts of [B, ...])."""
         out = {"env_dense": tr["reward"], "env_sparse": tr["success"]}
         if self.encoders.latent_dim:
             out["video"] = np.asarray(video_reward(

@@ -192,9 +192,10 @@ class Learner:
         return m
 
     def reward_terms(self, batch, goal):
-        """Per-term rewards {name: [N]} of host transitions under the current params."""
-        batch = {k: jnp.asarray(np.asarray(v).reshape(
-            (self.num_seeds, self.envs_per_seed) + np.shape(v)[1:])) for k, v in batch.items()}
+        """Per-term rewards {name: [B]} of transitions (dicts of [B, ...], B a multiple of
+        this process's envs, seed by seed) under the current params."""
+        batch = {k: jnp.asarray(v).reshape((self.num_seeds, -1) + np.shape(v)[1:])
+                 for k, v in batch.items()}
         _, per_term, _, _ = self._rewards(self._view("full"), batch, goal)
         return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
 
