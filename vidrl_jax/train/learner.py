@@ -194,8 +194,9 @@ class Learner:
     def reward_terms(self, batch, goal):
         """Per-term rewards {name: [B]} of transitions (dicts of [B, ...], B a multiple of
         this process's envs, seed by seed) under the current params."""
-        batch = {k: jnp.asarray(v).reshape((self.num_seeds, -1) + np.shape(v)[1:])
-                 for k, v in batch.items()}
+        batch = {k: jnp.asarray(v).reshape(
+            (self.num_seeds, np.shape(v)[0] // self.num_seeds) + np.shape(v)[1:])
+            for k, v in batch.items()}  # (not -1: frame columns may be [B, 0])
         _, per_term, _, _ = self._rewards(self._view("full"), batch, goal)
         return {k: np.asarray(v).reshape(-1) for k, v in per_term.items()}
 
