@@ -14,6 +14,7 @@ import jax
 
 from vidrl_jax.envs.vector import make_vector_env
 from vidrl_jax.train import agent as agent_loop
+from vidrl_jax.train.agent_results import plot_success
 from vidrl_jax.utils.signals import sigterm_as_interrupt
 
 DEPENDS = ("seed", "seeds", "env", "demos", "vae", "diffusion", "goal", "clip", "agent",
@@ -33,7 +34,7 @@ def run(config, ctx):
         with open(tmp, "w") as f:
             json.dump(results, f, indent=1)
         os.replace(tmp, os.path.join(ctx.workdir, "results.json"))
-        agent_loop.plot_success(results, os.path.join(ctx.workdir, "success.png"))
+        plot_success(results, os.path.join(ctx.workdir, "success.png"))
     return {k: results[k] for k in ("final_success_mean", "final_success_std",
                                     "best_success_mean", "env_steps", "updates",
                                     "env_steps_per_s", "layout")}

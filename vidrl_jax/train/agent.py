@@ -14,7 +14,6 @@ actions, PRNG keys of step t. Checkpoints are taken at episode boundaries and
 hold the agent, optimiser, replay, reward statistics, counters and eval history,
 so a resumed run continues exactly where the killed one stopped.
 """
-import json
 import logging
 import math
 import os
@@ -28,12 +27,13 @@ from vidrl_jax import agents  # noqa: F401 (tests build states through agent_loo
 from vidrl_jax.errors import NonFiniteError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import video_reward
+from vidrl_jax.train.agent_results import results_record
 from vidrl_jax.train.learner import Learner, ts
 from vidrl_jax.train.reward_inputs import FrameWindows, RewardEncoders, needs_vae
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.signals import raise_if_interrupted
-from vidrl_jax.utils.video_io import save_figure, save_gif
+from vidrl_jax.utils.video_io import save_gif
 
 
 def _transitions(obs, action, next_obs, phi, latent, reward, success, terminated, truncated):
@@ -359,56 +359,5 @@ class AgentRun:
         return self.results()
 
     def results(self):
-        """results.json content: per seed and mean ± std over seeds."""
-        c, lr = self.counters, self.learner
-        hist = c["history"]
-        curve = np.array([h["success"] for h in hist])          # [E, S]
-        final = curve[-1]
-        best = curve.max(axis=0)
-        wall = c["wall_time"]
-        out = {
-            "config": self.config.to_dict(),
-            "seeds": lr.seeds,
-            "layout": lr.layout,
-            "processes": lr.num_processes,
-            "env_steps": c["env_steps"],
-            "updates": c["updates"],
-            "success_curve": {"env_steps": [h["env_steps"] for h in hist],
-                              "success": curve.tolist(),
-                              "final_success": [h["final_success"] for h in hist]},
-            "final_success": final.tolist(), "best_success": best.tolist(),
-            "final_success_mean": float(final.mean()), "final_success_std": float(final.std()),
-            "best_success_mean": float(best.mean()), "best_success_std": float(best.std()),
-            "final_returns": hist[-1]["returns"],
-            # each reward term's running mean and std over what the updates saw (mean
-            # over seeds): whether one term drowns the others
-            "reward_running": {t: {"mean": m, "std": sd} for t, (m, sd)
-                               in lr.reward_running_stats().items()},
-            "wall_time_s": wall,
-            "env_steps_per_s": c["env_steps"] * lr.num_seeds / max(wall, 1e-9),
-            "bytes_per_transition": lr.bytes_per_transition,
-        }
-        if lr.num_processes > 1:
-            out["agents_identical_across_processes"] = lr.replicas_agree()
-        return json.loads(json.dumps(out, default=list))
-
-
-def plot_success(results, path):
-    """success.png: eval success rate against env steps, one line per seed + mean."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x = results["success_curve"]["env_steps"]
-    y = np.array(results["success_curve"]["success"])
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=100)
-    for s, seed in enumerate(results["seeds"]):
-        ax.plot(x, y[:, s], alpha=0.4, label=f"seed {seed}")
-    ax.plot(x, y.mean(axis=1), color="k", lw=2, label="mean")
-    ax.set_xlabel("env steps")
-    ax.set_ylabel("success rate")
-    ax.set_ylim(-0.05, 1.05)
-    ax.set_title(f"{results['config']['env']['task']} ({results['config']['variants']})")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    save_figure(path, fig)
+        """results.json content (vidrl_jax/train/agent_results.py)."""
+        return results_record(self.config, self.counters, self.learner)
