@@ -11,7 +11,8 @@ a config field (`--config.KEY=VALUE`). Every cell runs `experiments.run` in
 across cells (demos, autoencoder, diffusion, goal, select) are built once.
 `--shared_dir` lets several sweeps share them; `--stages` runs only those stages
 of each cell (e.g. `agent` for baselines that need no video model).
-Finished cells are skipped. At the end `DIR/summary.md` and `DIR/summary.csv`
+Finished cells are skipped (`--finished_only` runs nothing and summarises the
+finished cells of a sweep still under way). At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate the success rate at each evaluation, final and best success rate and the
 final dense return (mean ± std over seeds) and wall time; `DIR/summary_terms.csv`
 each reward term's running mean and std at the end of training; `DIR/summary.png`
@@ -166,6 +167,8 @@ def main(argv=None):
     parser.add_argument("--shared_dir", default="", help="shared stages (default DIR/shared)")
     parser.add_argument("--stages", default="", help="comma-separated stages to run per cell")
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")
+    parser.add_argument("--finished_only", action="store_true",
+                        help="run nothing: summarise the cells that have finished")
     args = parser.parse_args(argv)
     shared = args.shared_dir or os.path.join(args.workdir, "shared")
     rows = []
@@ -178,6 +181,9 @@ def main(argv=None):
             continue
         if os.path.exists(results):
             print(f"[sweep] {cell_name(cell)}: finished, skipped", flush=True)
+        elif args.finished_only:
+            print(f"[sweep] {cell_name(cell)}: not finished, left out", flush=True)
+            continue
         else:
             print(f"[sweep] {cell_name(cell)}: {' '.join(cmd[1:])}", flush=True)
             proc = subprocess.run(cmd)

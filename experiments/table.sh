@@ -11,7 +11,9 @@
 # (reward.frame_form), and the oracle (the same GenReward, a real expert demo as the
 # goal video). TABLE_FORMS: reward-form overrides for the GenReward cells, e.g.
 # "--set reward.video_form=progress --set reward.frame_form=bsim" (default: the
-# config's forms); TASKS: the tasks, comma-separated.
+# config's forms); TASKS: the tasks, comma-separated. `bash experiments/table.sh
+# --finished_only` runs nothing and summarises the table's finished cells
+# (runs/table50k/summary_partial.csv, summary_partial_terms.csv).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {
@@ -21,12 +23,17 @@ sweep() {
     --set agent.checkpoint_every=5000 --set agent.log_every=1000 \
     --workdir=runs/table50k --shared_dir=runs/ab_shared "${@:2}"
   # each call rewrites summary.{csv,md,png} with its own cells: keep a copy per part
-  for f in summary.csv summary.md summary.png; do
+  for f in summary.csv summary.md summary.png summary_terms.csv; do
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi
   done
 }
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
 REWARDS=dense,sparse,genreward,genreward+dense
+if [ "${1:-}" = --finished_only ]; then
+  # shellcheck disable=SC2086
+  sweep partial $TABLE_FORMS --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
+  exit
+fi
 for task in ${TASKS//,/ }; do
   # shellcheck disable=SC2086
   sweep "row_$task" $TABLE_FORMS --grid env.task="$task" --grid reward=$REWARDS

@@ -103,3 +103,18 @@ def test_summary_plot_groups_cells_by_task(tmp_path):
     sweep.plot_summary(rows, path)
     with open(path, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_finished_only_summarises_finished_cells_and_runs_nothing(tmp_path, monkeypatch):
+    r = {"seeds": [0], "final_success": [1.0], "best_success": [1.0],
+         "success_curve": {"env_steps": [0, 10], "success": [[0.0], [1.0]]},
+         "env_steps": 10, "wall_time_s": 3.0, "final_returns": {"env_dense": [5.0]},
+         "reward_running": {"env_dense": {"mean": 0.5, "std": 0.25}}}
+    (tmp_path / "reward=dense").mkdir()
+    (tmp_path / "reward=dense" / "results.json").write_text(json.dumps(r))
+    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: 1 / 0)  # runs nothing
+    sweep.main(["--grid", "reward=dense,sparse", "--workdir", str(tmp_path), "--finished_only"])
+    rows = (tmp_path / "summary.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].startswith("reward=dense,1,0.00 ± 0.00,1.00 ± 0.00,")
+    assert (tmp_path / "summary_terms.csv").read_text().splitlines()[1] == \
+        "reward=dense,env_dense,0.5,0.25,5"
