@@ -201,6 +201,8 @@ def main(argv=None):
                 f.write(text)
         plot_summary(rows, os.path.join(args.workdir, "summary.png"))
         print(md)
+    else:
+        print("[sweep] no finished cell: nothing summarised", flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ sweep() {
 }
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
 REWARDS=dense,sparse,genreward,genreward+dense
+case "${1:-}" in
+  ""|--finished_only) ;;
+  *) echo "error: experiments/table.sh: unknown argument '$1' (valid: --finished_only)" >&2; exit 2 ;;
+esac
 if [ "${1:-}" = --finished_only ]; then
   # shellcheck disable=SC2086
   sweep partial $TABLE_FORMS --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
