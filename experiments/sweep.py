@@ -10,7 +10,9 @@ a config field (`--config.KEY=VALUE`). Every cell runs `experiments.run` in
 `DIR/<cell>/` with `--shared_dir=DIR/shared`, so stages whose config is the same
 across cells (demos, autoencoder, diffusion, goal, select) are built once.
 `--shared_dir` lets several sweeps share them; `--stages` runs only those stages
-of each cell (e.g. `agent` for baselines that need no video model).
+of each cell (e.g. `agent` for baselines that need no video model). `--set_for
+env.task=door-open-v3:agent.total_steps=100000` sets a field only in the cells whose
+grid key has that value (a longer budget for one task of the table).
 Finished cells are skipped (`--finished_only` runs nothing and summarises the
 finished cells of a sweep still under way). At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate the success rate at each evaluation, final and best success rate and the
@@ -48,6 +50,23 @@ def cells(grid):
     keys = [k for k, _ in grid]
     for values in itertools.product(*[v for _, v in grid]):
         yield list(zip(keys, values))
+
+
+def parse_set_for(items):
+    """['env.task=x:agent.total_steps=9'] -> [(('env.task', 'x'), 'agent.total_steps=9')]."""
+    out = []
+    for item in items:
+        where, sep, setting = item.partition(":")
+        key, eq, value = where.partition("=")
+        if not (sep and eq and value and "=" in setting):
+            raise SystemExit(f"error: --set_for {item!r}: expected GRIDKEY=VALUE:FIELD=VALUE")
+        out.append(((key, value), setting))
+    return out
+
+
+def cell_sets(cell, sets, set_for):
+    """The --set fields of `cell`: `sets`, then those of `set_for` whose condition it meets."""
+    return list(sets) + [setting for cond, setting in set_for if cond in cell]
 
 
 def cell_name(cell):
@@ -163,6 +182,8 @@ def main(argv=None):
     parser.add_argument("--config", default="configs/metaworld.py")
     parser.add_argument("--grid", action="append", default=[], help="KEY=V1,V2,...")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE for all cells")
+    parser.add_argument("--set_for", action="append", default=[],
+                        help="GRIDKEY=VALUE:KEY=VALUE, set only in the cells with that value")
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--shared_dir", default="", help="shared stages (default DIR/shared)")
     parser.add_argument("--stages", default="", help="comma-separated stages to run per cell")
@@ -171,10 +192,15 @@ def main(argv=None):
                         help="run nothing: summarise the cells that have finished")
     args = parser.parse_args(argv)
     shared = args.shared_dir or os.path.join(args.workdir, "shared")
+    grid, set_for = parse_grid(args.grid), parse_set_for(args.set_for)
+    unknown = [k for (k, _), _ in set_for if k not in dict(grid)]
+    if unknown:
+        raise SystemExit(f"error: --set_for {unknown[0]!r}: not a --grid key")
     rows = []
-    for cell in cells(parse_grid(args.grid)):
+    for cell in cells(grid):
         workdir = os.path.join(args.workdir, cell_name(cell))
-        cmd = cell_command(args.config, cell, args.set, workdir, shared, args.stages)
+        cmd = cell_command(args.config, cell, cell_sets(cell, args.set, set_for), workdir,
+                           shared, args.stages)
         results = os.path.join(workdir, "results.json")
         if args.dry_run:
             print(" ".join(cmd))

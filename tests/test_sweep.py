@@ -2,6 +2,8 @@
 import json
 import types
 
+import pytest
+
 from configs import metaworld
 from experiments import sweep
 from vidrl_jax import stages
@@ -16,6 +18,19 @@ def test_cells_and_commands():
     assert "--config.env.task=drawer-open-v3" in cmd and "--config.seeds=3" in cmd
     assert "--shared_dir=W/shared" in cmd
     assert sweep.cell_name(cells[1]) == "reward=sparse_task=drawer-open-v3"
+
+
+def test_set_for_sets_a_field_only_in_the_cells_with_that_value(tmp_path, capsys):
+    sweep.main(["--grid", "env.task=door-open-v3,drawer-close-v3", "--grid", "reward=dense",
+                "--set", "agent.total_steps=50", "--workdir", str(tmp_path), "--dry_run",
+                "--set_for", "env.task=door-open-v3:agent.total_steps=100"])
+    door, drawer = capsys.readouterr().out.splitlines()[:2]
+    # the last override wins (absl config flags), so the cell's own budget follows --set
+    assert door.endswith("--config.agent.total_steps=50 --config.agent.total_steps=100")
+    assert drawer.endswith("--config.agent.total_steps=50")
+    for bad in (["--set_for", "env.task=x"], ["--set_for", "seed=1:agent.lr=1"]):
+        with pytest.raises(SystemExit, match="--set_for"):
+            sweep.main(["--grid", "env.task=x", "--workdir", str(tmp_path), *bad])
 
 
 def test_shared_stages_are_built_once_across_cells(tmp_path, monkeypatch):
