@@ -6,8 +6,9 @@
 # checkpoints. The video models are those of runs/ab_shared (the defaults; built here
 # on a fresh machine, ~20 min).
 # Order, most information first: one task at a time, its row (the 4 rewards) and then
-# the per-step A/B arm (genreward with the Markov forms: video_form=progress,
-# frame_form=bsim, against the row's genreward with today's score and fz), so a run
+# the per-step A/B arm (genreward and genreward+dense with the Markov forms:
+# video_form=progress, frame_form=bsim, each term bounded; against the row's cells
+# with today's score and fz), so a run
 # stopped part-way leaves whole rows; then one call over every row (all finished,
 # skipped) whose summary.csv is experiments/results/metaworld.csv, one over the arms;
 # then the ablations on door-open-v3 at 50k: video term only (reward.video_form
@@ -31,7 +32,7 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
 }
 DOOR100K=(--set_for env.task=door-open-v3:agent.total_steps=100000
           --set_for env.task=door-open-v3:agent.replay_capacity=100000)
-PERSTEP=(--grid reward=genreward --grid reward.video_form=progress
+PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
 REWARDS=dense,sparse,genreward,genreward+dense
