@@ -193,9 +193,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     shared = args.shared_dir or os.path.join(args.workdir, "shared")
     grid, set_for = parse_grid(args.grid), parse_set_for(args.set_for)
-    for (key, value), _ in set_for:  # a typo would silently set nothing
-        if value not in dict(grid).get(key, []):
-            raise SystemExit(f"error: --set_for {key}={value}: not a value of a --grid key")
+    unknown = [k for (k, _), _ in set_for if k not in dict(grid)]
+    if unknown:
+        raise SystemExit(f"error: --set_for {unknown[0]!r}: not a --grid key")
     rows = []
     for cell in cells(grid):
         workdir = os.path.join(args.workdir, cell_name(cell))
