@@ -227,7 +227,7 @@ def main(argv=None):
                 f.write(text)
         plot_summary(rows, os.path.join(args.workdir, "summary.png"))
         print(md)
-    else:
+    elif not args.dry_run:
         print("[sweep] no finished cell: nothing summarised", flush=True)
 
 
