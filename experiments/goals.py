@@ -1,0 +1,116 @@
+"""Issue #21's goals, checked on sweep summaries: met, or missed and by how much.
+
+    python -m experiments.goals experiments/results/metaworld.csv [MORE.csv ...] [--out goals.md]
+
+Reads `summary.csv` files as `experiments.sweep` writes them (cells named
+`task=T_reward=R[_field=value...]`, `final_success` as "mean ± std" over seeds) and,
+for each task, compares every GenReward cell with that task's `dense` and `sparse`
+cells (from any of the files), on the mean final success over seeds:
+
+  genreward*        final ≥ sparse + 0.3   and   final ≥ 0.8 × dense
+  genreward+dense*  final ≥ dense
+
+(`*`: the reward with any further fields, e.g. the per-step forms.) A target above 1
+cannot be met by any success rate: it is reported as unreachable, with the target.
+Prints a markdown table (or writes it to --out).
+"""
+import argparse
+import csv
+import sys
+
+GOALS = {  # base reward -> [(goal text, target from {"dense": d, "sparse": s})]
+    "genreward": [("≥ sparse + 0.3", lambda b: b["sparse"] + 0.3),
+                  ("≥ 0.8 × dense", lambda b: 0.8 * b["dense"])],
+    "genreward+dense": [("≥ dense", lambda b: b["dense"])],
+}
+
+
+def parse_cell(name):
+    """'task=T_reward=R_video_form=progress' -> ('T', 'R', 'video_form=progress')."""
+    task, sep, rest = name.partition("_reward=")
+    if not (sep and task.startswith("task=")):
+        raise ValueError(f"cell {name!r}: expected task=TASK_reward=REWARD[_FIELD=VALUE...]")
+    reward, _, fields = rest.partition("_")
+    return task[len("task="):], reward, fields
+
+
+def parse_mean(text, where):
+    """'0.30 ± 0.16' -> 0.3."""
+    try:
+        return float(text.split("±")[0])
+    except ValueError:
+        raise ValueError(f"{where}: final_success {text!r} is not 'mean ± std'") from None
+
+
+def read_cells(paths):
+    """{(task, reward, fields): final success mean} from every summary csv in `paths`."""
+    cells = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if rows and not {"cell", "final_success"} <= set(rows[0]):
+            raise ValueError(f"{path}: no 'cell' and 'final_success' columns; expected a "
+                             "summary.csv written by experiments.sweep")
+        for row in rows:
+            key = parse_cell(row["cell"])
+            cells[key] = parse_mean(row["final_success"], f"{path}, cell {row['cell']}")
+    return cells
+
+
+def check(cells):
+    """[(task, cell variant, final, goal, target, verdict)] for every GenReward cell,
+    grouped by task in the order the tasks first appear."""
+    out = []
+    tasks = list(dict.fromkeys(task for task, _, _ in cells))
+    for (task, reward, fields), final in sorted(cells.items(),
+                                                key=lambda kv: tasks.index(kv[0][0])):
+        if reward not in GOALS:
+            continue
+        variant = reward + (f" ({fields})" if fields else "")
+        base = {b: cells.get((task, b, "")) for b in ("dense", "sparse")}
+        for goal, target_of in GOALS[reward]:
+            needs = [b for b in ("dense", "sparse") if b in goal and base[b] is None]
+            if needs:
+                out.append((task, variant, final, goal, None, f"no `{needs[0]}` cell"))
+                continue
+            target = target_of(base)
+            if final >= target - 1e-9:
+                verdict = f"met (+{final - target:.2f})"
+            elif target > 1:
+                verdict = f"missed by {target - final:.2f}: unreachable (target > 1)"
+            else:
+                verdict = f"**missed by {target - final:.2f}**"
+            out.append((task, variant, final, goal, target, verdict))
+    return out
+
+
+def to_markdown(results):
+    lines = ["| task | cell | final success | goal | target | verdict |",
+             "|---|---|---|---|---|---|"]
+    for task, variant, final, goal, target, verdict in results:
+        t = "-" if target is None else f"{target:.2f}"
+        lines.append(f"| {task} | `{variant}` | {final:.2f} | {goal} | {t} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("summaries", nargs="+", help="summary.csv files of experiments.sweep")
+    parser.add_argument("--out", default="", help="write the markdown table here")
+    args = parser.parse_args(argv)
+    try:
+        results = check(read_cells(args.summaries))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: experiments.goals: {e}")
+    if not results:
+        raise SystemExit("error: experiments.goals: no genreward or genreward+dense cell in "
+                         + ", ".join(args.summaries))
+    md = to_markdown(results)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(md)
+    sys.stdout.write(md)
+
+
+if __name__ == "__main__":
+    main()

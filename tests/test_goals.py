@@ -1,0 +1,59 @@
+"""Issue #21's goal check on sweep summaries (experiments.goals)."""
+import pytest
+
+from experiments import goals, sweep
+
+
+def results(final):
+    """A cell's results.json with per-seed final success rates `final`."""
+    return {"seeds": list(range(len(final))), "final_success": final, "best_success": final,
+            "success_curve": {"env_steps": [0, 100], "success": [[0.0] * len(final), final]},
+            "env_steps": 100, "wall_time_s": 1.0, "final_returns": {"env_dense": [1.0]}}
+
+
+def write_summary(path, finals):
+    """A summary.csv exactly as experiments.sweep writes it: {(task, reward): finals}."""
+    rows = [([("env.task", t), ("reward", r)], results(f)) for (t, r), f in finals.items()]
+    path.write_text(sweep.summarize(rows)[1])
+    return str(path)
+
+
+def test_goals_met_missed_and_unreachable_across_files(tmp_path, capsys):
+    row = write_summary(tmp_path / "row.csv", {
+        ("a-v3", "dense"): [1.0, 0.8], ("a-v3", "sparse"): [0.2, 0.4],  # dense 0.9, sparse 0.3
+        ("a-v3", "genreward"): [0.6, 0.8], ("a-v3", "genreward+dense"): [0.8, 0.8],
+        ("b-v3", "dense"): [0.5, 0.5], ("b-v3", "sparse"): [0.9, 0.9],
+        ("b-v3", "genreward"): [0.4, 0.6]})
+    # the per-step arm: other fields in the cell name, baselines from the first file
+    arm = write_summary(tmp_path / "arm.csv", {("a-v3", "genreward+dense_video_form=progress"):
+                                               [1.0, 1.0]})
+    goals.main([row, arm, "--out", str(tmp_path / "goals.md")])
+    out = capsys.readouterr().out
+    assert (tmp_path / "goals.md").read_text() == out
+    lines = out.splitlines()
+    assert "| a-v3 | `genreward` | 0.70 | ≥ sparse + 0.3 | 0.60 | met (+0.10) |" in lines
+    assert "| a-v3 | `genreward` | 0.70 | ≥ 0.8 × dense | 0.72 | **missed by 0.02** |" in lines
+    assert "| a-v3 | `genreward+dense` | 0.80 | ≥ dense | 0.90 | **missed by 0.10** |" in lines
+    assert ("| a-v3 | `genreward+dense (video_form=progress)` | 1.00 | ≥ dense | 0.90 "
+            "| met (+0.10) |") in lines
+    assert ("| b-v3 | `genreward` | 0.50 | ≥ sparse + 0.3 | 1.20 "
+            "| missed by 0.70: unreachable (target > 1) |") in lines
+    assert "| b-v3 | `genreward` | 0.50 | ≥ 0.8 × dense | 0.40 | met (+0.10) |" in lines
+    # grouped by task: every a-v3 line before any b-v3 line
+    tasks = [l.split(" | ")[0] for l in lines[2:]]
+    assert tasks == sorted(tasks) and len(lines) == 2 + 6
+
+
+def test_goals_name_a_missing_baseline_and_reject_other_files(tmp_path):
+    only = write_summary(tmp_path / "s.csv", {("a-v3", "genreward"): [0.5]})
+    lines = goals.to_markdown(goals.check(goals.read_cells([only]))).splitlines()
+    assert lines[2].endswith("| ≥ sparse + 0.3 | - | no `sparse` cell |")
+    assert lines[3].endswith("| ≥ 0.8 × dense | - | no `dense` cell |")
+    bad = tmp_path / "terms.csv"
+    bad.write_text("cell,term,mean,std\ntask=a-v3_reward=genreward,frame,1,2\n")
+    with pytest.raises(SystemExit, match="no 'cell' and 'final_success' columns"):
+        goals.main([str(bad)])
+    with pytest.raises(SystemExit, match="no genreward or genreward\\+dense cell"):
+        goals.main([write_summary(tmp_path / "d.csv", {("a-v3", "dense"): [1.0]})])
+    with pytest.raises(SystemExit, match="missing.csv"):
+        goals.main([str(tmp_path / "missing.csv")])
