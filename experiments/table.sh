@@ -5,15 +5,17 @@
 # Resumable: re-run it; finished cells are skipped and agents resume from their
 # checkpoints. The video models are those of runs/ab_shared (the defaults; built here
 # on a fresh machine, ~20 min).
-# Order, most information first: one task at a time, its row (the 4 rewards) and then
+# Order, most information first: one task at a time, its row (the 4 rewards), then
 # the per-step A/B arm (genreward and genreward+dense with the Markov forms:
 # video_form=progress, frame_form=bsim, each term bounded; against the row's cells
-# with today's score and fz), so a run
-# stopped part-way leaves whole rows; then one call over every row (all finished,
-# skipped) whose summary.csv is experiments/results/metaworld.csv, one over the arms;
-# then the ablations on door-open-v3 at 50k: video term only (reward.video_form
-# score|progress), frame term only (reward.frame_form), and the oracle (the same
-# GenReward, a real expert demo as the goal video). TASKS: the tasks, comma-separated.
+# with today's score and fz), then (ORACLE_TASKS) the oracle: the row's genreward with
+# a real expert demo as the goal video, which separates the reward's design from the
+# video model's quality; so a run stopped part-way leaves whole rows. Then one call
+# over every row (all finished, skipped) whose summary.csv is
+# experiments/results/metaworld.csv, one over the arms, one over the oracles; then the
+# ablations on door-open-v3 at 50k: video term only, frame term only (today's forms;
+# the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
+# TASKS, ORACLE_TASKS: the tasks, comma-separated.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.csv, summary_partial_perstep*.csv).
 set -e
@@ -35,6 +37,8 @@ DOOR100K=(--set_for env.task=door-open-v3:agent.total_steps=100000
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
+ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,window-open-v3,door-open-v3}
+ORACLE=(--grid reward=genreward --grid reward.video_goal=expert)
 REWARDS=dense,sparse,genreward,genreward+dense
 case "${1:-}" in
   ""|--finished_only) ;;
@@ -43,16 +47,17 @@ esac
 if [ "${1:-}" = --finished_only ]; then
   sweep partial "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
   sweep partial_perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}" --finished_only
+  sweep partial_oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}" --finished_only
   exit
 fi
 for task in ${TASKS//,/ }; do
   sweep "row_$task" "${DOOR100K[@]}" --grid env.task="$task" --grid reward=$REWARDS
   sweep "perstep_$task" "${DOOR100K[@]}" --grid env.task="$task" "${PERSTEP[@]}"
+  if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
+    sweep "oracle_$task" "${DOOR100K[@]}" --grid env.task="$task" "${ORACLE[@]}"
+  fi
 done
 sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS
 sweep perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}"
-sweep video_forms --set reward.video_progress_temperature=0.1 --grid env.task=door-open-v3 \
-  --grid reward=video --grid reward.video_form=score,progress  # (shaped cannot teach alone: README)
-sweep frame_forms --grid env.task=door-open-v3 --grid reward=frame \
-  --grid reward.frame_form=fz,fz_scaled,bsim
-sweep oracle --grid env.task=door-open-v3 --grid reward=genreward --grid reward.video_goal=expert
+sweep oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}"
+sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame
