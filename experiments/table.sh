@@ -17,7 +17,8 @@
 # the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
 # TASKS, ORACLE_TASKS: the tasks, comma-separated.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
-# cells (runs/table50k/summary_partial*.csv, summary_partial_perstep*.csv).
+# cells (runs/table50k/summary_partial*.csv, summary_partial_{perstep,oracle}*.csv) and
+# checks the issue's goals on them (runs/table50k/goals_partial.md, experiments.goals).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
@@ -48,6 +49,11 @@ if [ "${1:-}" = --finished_only ]; then
   sweep partial "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
   sweep partial_perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}" --finished_only
   sweep partial_oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}" --finished_only
+  summaries=()
+  for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
+    if [ -f "$f" ]; then summaries+=("$f"); fi
+  done
+  python -m experiments.goals "${summaries[@]}" --out runs/table50k/goals_partial.md
   exit
 fi
 for task in ${TASKS//,/ }; do
