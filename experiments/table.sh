@@ -53,6 +53,7 @@ if [ "${1:-}" = --finished_only ]; then
   for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
     if [ -f "$f" ]; then summaries+=("$f"); fi
   done
+  if [ ${#summaries[@]} -eq 0 ]; then echo "[table] no finished cell: no goals to check"; exit; fi
   python -m experiments.goals "${summaries[@]}" --out runs/table50k/goals_partial.md
   exit
 fi
