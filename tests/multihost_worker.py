@@ -12,7 +12,8 @@ import sys
 
 
 def main(pid, nproc, port, local_devices, out):
-    os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={local_devices}"
+    os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={local_devices}"
+                               " --xla_backend_optimization_level=0")  # as conftest
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax
     import numpy as np

@@ -155,7 +155,7 @@ def test_sigterm_stops_the_agent_stage_without_leftover_workers_and_the_command_
            "--config.agent.prefill_steps=50", "--config.agent.total_steps=400",
            "--config.agent.eval_every=400", "--config.agent.eval_episodes=2",
            "--config.agent.checkpoint_every=50", "--config.agent.log_every=50"]
-    env = dict(os.environ, XLA_FLAGS="")
+    env = dict(os.environ, XLA_FLAGS="--xla_backend_optimization_level=0")  # 1 device
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "agent" / "checkpoints" / "50"
@@ -223,6 +223,36 @@ def _fill(learner, n, seed):
         tr = {k: rng.normal(size=(learner.num_seeds * learner.envs_per_seed,) + tuple(s))
               .astype(np.float32) for k, (s, _) in learner.specs.items()}
         learner.add(tr)
+
+
+def test_pmap_layout_compiles_the_step_once_also_after_a_restore():
+    """The pmapped step's first inputs are laid out as its outputs are: in any other
+    layout (one device, an identity pmap without its axis name) its second call
+    compiles the whole step again."""
+    config = tiny_config("dense")
+    config.env.num_workers = 2
+    learner = agent_loop.Learner(config, 0, 0, ())
+    assert learner.layout == "pmap"
+    _fill(learner, 30, 0)
+    goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
+    key = jax.random.PRNGKey(5)
+    compiles = []
+
+    def listener(event, _, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(kwargs.get("fun_name"))
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        learner.train(goal, key)
+        assert compiles, "the first call compiles the step"
+        for restore in (False, True):
+            if restore:  # what a checkpoint restore gives: arrays on one device
+                learner.load_tree(jax.device_get(learner.checkpoint_tree()))
+            first = len(compiles)
+            learner.train(goal, key)
+            assert compiles[first:] == [], (restore, compiles[first:])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_vmapped_seeds_equal_separate_single_seed_learners():

@@ -59,7 +59,8 @@ def _run_command(workdir, port, pid):
             "distributed.enabled": True, "distributed.coordinator_address": f"127.0.0.1:{port}",
             "distributed.num_processes": 2, "distributed.process_id": pid}.items()})
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", VIDRL_NO_PROGRESS="1",
-               XLA_FLAGS="--xla_force_host_platform_device_count=1")
+               XLA_FLAGS="--xla_force_host_platform_device_count=1"
+                         " --xla_backend_optimization_level=0")  # as conftest
     cmd = [sys.executable, "-m", "experiments.run", "--config=configs/metaworld.py:smoke,dense"]
     return subprocess.Popen(cmd + [f"--{k}={v}" for k, v in flags.items()], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

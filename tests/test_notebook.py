@@ -38,7 +38,8 @@ def test_notebook_runs_smoke_on_8_devices(tmp_path):
     assert ANCHOR in code, "the notebook no longer sets config.env.task; update this test"
     code = code.replace(ANCHOR, ANCHOR + SHORTER)
     env = dict(os.environ, VIDRL_VARIANT="smoke", VIDRL_WORKDIR=str(tmp_path / "run"),
-               XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+               XLA_FLAGS=os.environ["XLA_FLAGS"].replace(
+                   "device_count=2", "device_count=8"), JAX_PLATFORMS="cpu")
     code = "import jax\nassert jax.local_device_count() == 8\n" + code
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1200)

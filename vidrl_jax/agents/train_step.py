@@ -26,9 +26,8 @@ from vidrl_jax.agents.state import AgentState, create_agent_state, init_agent_st
 from vidrl_jax.data import replay as replay_lib
 from vidrl_jax.errors import NonFiniteError
 from vidrl_jax.rewards import terms as reward_terms
-from vidrl_jax.utils.distributed import unreplicate  # noqa: F401 (re-exported)
+from vidrl_jax.utils.distributed import AXIS, unreplicate  # noqa: F401 (re-exported)
 
-AXIS = "devices"
 # Order in which a non-finite value is blamed (computation order inside one update).
 TERM_ORDER = ("reward/", "fb/", "critic/", "actor/", "temperature/")
 

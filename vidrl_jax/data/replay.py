@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vidrl_jax.errors import VidrlError
+from vidrl_jax.utils.distributed import AXIS
 
 STANDARD_SCALARS = ("reward", "success", "terminal", "truncated")
 
@@ -66,7 +67,8 @@ def bytes_per_transition(specs):
 
 
 def create_replay(capacity, specs, num_devices=None):
-    """Empty replay of `capacity` transitions (split evenly over num_devices slices).
+    """Empty replay of `capacity` transitions (split evenly over num_devices slices,
+    in `distributed.pmap_layout`).
 
     Arrays are created on device (no host copy), so large buffers do not pass
     through host memory.
@@ -84,7 +86,8 @@ def create_replay(capacity, specs, num_devices=None):
     def make_one(_):
         data = {k: jnp.zeros((per,) + tuple(s), d) for k, (s, d) in specs.items()}
         return Replay(data, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
-    r = jax.pmap(make_one, devices=jax.local_devices()[:num_devices])(jnp.arange(num_devices))
+    r = jax.pmap(make_one, axis_name=AXIS, devices=jax.local_devices()[:num_devices])(
+        jnp.arange(num_devices))
     return r.replace(sharded=True)
 
 
@@ -105,7 +108,7 @@ def add_local(replay, transitions):
 
 
 _add_jit = jax.jit(add_local, donate_argnums=0)
-_add_pmap = jax.pmap(add_local, donate_argnums=0)
+_add_pmap = jax.pmap(add_local, axis_name=AXIS, donate_argnums=0)
 
 
 def add(replay, transitions):

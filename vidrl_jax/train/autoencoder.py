@@ -21,9 +21,9 @@ import optax
 
 from vidrl_jax.models import vae3d
 from vidrl_jax.utils.batching import map_fixed_batches
-from vidrl_jax.utils.distributed import unreplicate
+from vidrl_jax.utils import distributed
+from vidrl_jax.utils.distributed import AXIS, unreplicate
 
-AXIS = "devices"
 
 
 @flax.struct.dataclass
@@ -114,11 +114,8 @@ def make_steps(model_config, train_config):
 
 
 def replicate(tree):
-    """One copy of `tree` per local device, laid out for pmap."""
-    n = jax.local_device_count()
-    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-    return jax.pmap(lambda x: x, axis_name=AXIS, devices=jax.local_devices())(
-        stacked)  # same mesh as the steps: no recompile
+    """One copy of `tree` per local device, laid out as the steps' outputs are."""
+    return distributed.replicate(tree, jax.local_devices())
 
 
 def shard(batch, num_devices):

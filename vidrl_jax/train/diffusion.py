@@ -29,9 +29,9 @@ from vidrl_jax.envs.tasks import TASKS, check_task, instruction, instruction_wor
 from vidrl_jax.errors import ConfigError, NonFiniteError, VidrlError
 from vidrl_jax.models import unet3d, vae3d
 from vidrl_jax.utils.checkpoint import CheckpointManager
-from vidrl_jax.utils.distributed import unreplicate
+from vidrl_jax.utils import distributed
+from vidrl_jax.utils.distributed import AXIS, unreplicate
 
-AXIS = "devices"
 LATENTS_FILE = "latents.npz"
 EVAL_NOISE_DRAWS = 4
 
@@ -63,8 +63,9 @@ def text_features(config):
 
 
 def replicate(tree, n):
-    stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)), tree)
-    return jax.pmap(lambda x: x, devices=jax.local_devices()[:n])(stacked)
+    """One copy of `tree` on each of the first n local devices, laid out as the
+    train step's outputs are."""
+    return distributed.replicate(tree, jax.local_devices()[:n])
 
 
 def host_batch(lat, model, index, ids):

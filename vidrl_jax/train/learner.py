@@ -93,7 +93,7 @@ class Learner:
             self._step = ts.jit_train_step
             self._add = rp.add
         elif self.layout == "pmap":
-            self.state = ts.replicate(states[0], n_dev)
+            self.state = distributed.pmap_layout(ts.replicate(states[0], n_dev))
             self.replay = rp.create_replay(cap, self.specs, num_devices=n_dev)
             self._step = ts.make_pmapped_train_step()
             self._add = rp.add
@@ -235,7 +235,7 @@ class Learner:
             self.state = ts.replicate(self.state, self.n_dev)
             self.replay = distributed.to_host_local(self.replay)
         if self.layout == "pmap":  # restored arrays live on one device: shard them again
-            self.state, self.replay = jax.pmap(lambda x: x)((self.state, self.replay))
+            self.state, self.replay = distributed.pmap_layout((self.state, self.replay))
 
 
 def _check_multiprocess(config, local_devices, processes):
