@@ -18,7 +18,9 @@ finished cells of a sweep still under way). At the end `DIR/summary.md` and `DIR
 tabulate the success rate at each evaluation, final and best success rate and the
 final dense return (mean ± std over seeds) and wall time; `DIR/summary_terms.csv`
 each reward term's running mean and std at the end of training; `DIR/summary.png`
-plots the success curves (a panel per task, a line per reward variant).
+plots the success curves (a panel per task, a line per reward variant), and
+`DIR/summary_terms.png` each cell's reward terms' running std against env steps beside
+its eval success (whether a term grows to drown the others, and when).
 """
 import argparse
 import csv
@@ -28,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 
@@ -177,6 +180,60 @@ def plot_summary(rows, path):
     save_figure(path, fig)
 
 
+def term_curves(metrics_path):
+    """A run's metrics.jsonl -> ({term: (env_steps [N], running std [N])},
+    (eval env_steps [E], eval success [E])). A step logged twice (a run resumed from
+    an earlier checkpoint) keeps its last value."""
+    stds, success = {}, {}
+    prefix, suffix = "agent/reward_running/", "_std"
+    with open(metrics_path) as f:
+        for line in f:
+            m = json.loads(line)
+            for key, value in m.items():
+                if key.startswith(prefix) and key.endswith(suffix):
+                    stds.setdefault(key[len(prefix):-len(suffix)], {})[m["step"]] = value
+            if "agent/eval/success" in m:
+                success[m["step"]] = m["agent/eval/success"]
+
+    def xy(points):
+        steps = sorted(points)
+        return steps, [points[s] for s in steps]
+    return {t: xy(p) for t, p in stds.items()}, xy(success)
+
+
+def plot_terms(cells, path, columns=4):
+    """summary_terms.png: a panel per cell [(name, metrics.jsonl path)]: each reward
+    term's running std against env steps (log scale), eval success on the right axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidrl_jax.utils.video_io import save_figure
+    rows = -(-len(cells) // columns)
+    cols = min(columns, len(cells))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), dpi=100,
+                             squeeze=False)
+    for ax in axes.flat[len(cells):]:
+        ax.axis("off")
+    curves = [term_curves(metrics_path) for _, metrics_path in cells]
+    colors = {}  # one color per term in every panel
+    for terms, _ in curves:
+        for term in terms:
+            colors.setdefault(term, f"C{len(colors)}")
+    for ax, (name, _), (terms, (eval_x, eval_y)) in zip(axes.flat, cells, curves):
+        for term, (x, y) in terms.items():
+            ax.semilogy(x, y, color=colors[term], label=f"{term} std")
+        right = ax.twinx()
+        right.plot(eval_x, eval_y, "k--", marker="o", ms=3, label="eval success")
+        right.set_ylim(-0.05, 1.05)
+        ax.set_title(textwrap.fill(name, 60), fontsize=7)
+        ax.set_xlabel("env steps", fontsize=8)
+        ax.legend(fontsize=6, loc="upper left")
+        right.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/metaworld.py")
@@ -226,6 +283,12 @@ def main(argv=None):
             with open(os.path.join(args.workdir, name), "w") as f:
                 f.write(text)
         plot_summary(rows, os.path.join(args.workdir, "summary.png"))
+        metrics = [(" ".join(cell_name([part]) for part in cell),
+                    os.path.join(args.workdir, cell_name(cell), "metrics.jsonl"))
+                   for cell, _ in rows]
+        metrics = [(name, path) for name, path in metrics if os.path.exists(path)]
+        if metrics:
+            plot_terms(metrics, os.path.join(args.workdir, "summary_terms.png"))
         print(md)
     elif not args.dry_run:
         print("[sweep] no finished cell: nothing summarised", flush=True)

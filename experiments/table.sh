@@ -17,19 +17,19 @@
 # the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
 # TASKS, ORACLE_TASKS: the tasks, comma-separated.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
-# cells (runs/table50k/summary_partial*.csv, summary_partial_{perstep,oracle}*.csv) and
+# cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*) and
 # checks the issue's goals on them (runs/table50k/goals_partial.md, experiments.goals).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
-  rm -f runs/table50k/summary.{csv,md,png} runs/table50k/summary_terms.csv
+  rm -f runs/table50k/summary.{csv,md,png} runs/table50k/summary_terms.{csv,png}
   python -m experiments.sweep --config=configs/metaworld.py \
     --set seeds=3 --set agent.total_steps=50000 --set agent.replay_capacity=50000 \
     --set agent.eval_every=10000 --set agent.eval_episodes=10 \
     --set agent.checkpoint_every=5000 --set agent.log_every=1000 \
     --workdir=runs/table50k --shared_dir=runs/ab_shared "${@:2}"
   # each call rewrites summary.{csv,md,png} with its own cells: keep a copy per call
-  for f in summary.csv summary.md summary.png summary_terms.csv; do
+  for f in summary.csv summary.md summary.png summary_terms.csv summary_terms.png; do
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi
   done
 }

@@ -120,6 +120,25 @@ def test_summary_plot_groups_cells_by_task(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_term_curves_keep_the_last_value_of_a_step_logged_twice_and_plot(tmp_path):
+    lines = [{"step": 0, "agent/eval/success": 0.0},
+             {"step": 1000, "agent/reward_running/frame_std": 2.0,
+              "agent/reward_running/frame_mean": 1.0, "agent/reward_running/video_std": 0.1},
+             {"step": 2000, "agent/reward_running/frame_std": 9.0},
+             {"step": 1000, "agent/reward_running/frame_std": 3.0},  # resumed from step 1000
+             {"step": 2000, "agent/reward_running/frame_std": 4.0,
+              "agent/eval/success": 0.5}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(m) + "\n" for m in lines))
+    terms, success = sweep.term_curves(str(path))
+    assert terms == {"frame": ([1000, 2000], [3.0, 4.0]), "video": ([1000], [0.1])}
+    assert success == ([0, 2000], [0.0, 0.5])
+    png = str(tmp_path / "summary_terms.png")
+    sweep.plot_terms([("reward=genreward", str(path))] * 5, png)  # 2 rows of panels
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
 def test_finished_only_summarises_finished_cells_and_runs_nothing(tmp_path, monkeypatch):
     r = {"seeds": [0], "final_success": [1.0], "best_success": [1.0],
          "success_curve": {"env_steps": [0, 10], "success": [[0.0], [1.0]]},
@@ -127,9 +146,12 @@ def test_finished_only_summarises_finished_cells_and_runs_nothing(tmp_path, monk
          "reward_running": {"env_dense": {"mean": 0.5, "std": 0.25}}}
     (tmp_path / "reward=dense").mkdir()
     (tmp_path / "reward=dense" / "results.json").write_text(json.dumps(r))
+    (tmp_path / "reward=dense" / "metrics.jsonl").write_text(
+        json.dumps({"step": 10, "agent/reward_running/env_dense_std": 0.25}) + "\n")
     monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: 1 / 0)  # runs nothing
     sweep.main(["--grid", "reward=dense,sparse", "--workdir", str(tmp_path), "--finished_only"])
     rows = (tmp_path / "summary.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].startswith("reward=dense,1,0.00 ± 0.00,1.00 ± 0.00,")
     assert (tmp_path / "summary_terms.csv").read_text().splitlines()[1] == \
         "reward=dense,env_dense,0.5,0.25,5"
+    assert (tmp_path / "summary_terms.png").exists()
