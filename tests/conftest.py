@@ -1,6 +1,8 @@
 """Test environment: 2 forced CPU devices, offline, EGL rendering, no progress bars."""
 import os
 
+import pytest
+
 # Tiny models: compiling dominates the suite's time, and XLA's CPU backend compiles
 # 3-4x faster without LLVM optimisations (the tiny VAE's init: 13 s -> 4 s).
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -24,3 +26,17 @@ def pytest_collection_modifyitems(items):
         name = os.path.basename(str(item.fspath))
         return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
     items.sort(key=rank)  # stable: the order within each file is kept
+
+
+@pytest.fixture
+def compiles():
+    """The names of the programs XLA compiles while the test runs, in order."""
+    import jax
+    names = []
+
+    def listener(event, _, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(kwargs.get("fun_name"))
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield names
+    jax.monitoring.unregister_event_duration_listener(listener)

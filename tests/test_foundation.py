@@ -271,28 +271,17 @@ def test_sigterm_in_a_gc_callback_is_deferred_without_a_traceback(capfd):
     assert "Traceback" not in capfd.readouterr().err
 
 
-def _compiles_in_three_steps(state):
-    """How many programs a fresh pmapped step (over distributed.AXIS, state donated)
-    compiles in three calls from `state`."""
-    step = jax.pmap(lambda s: s + 1, axis_name=distributed.AXIS, donate_argnums=0)
-    compiles = []
-
-    def listener(event, _, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(kwargs.get("fun_name"))
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        for _ in range(3):
-            state = step(state)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-    np.testing.assert_array_equal(np.asarray(state), 3.0)
-    return len(compiles)
-
-
-def test_replicated_state_compiles_a_pmapped_step_once():
+def test_replicated_state_compiles_a_pmapped_step_once(compiles):
     """distributed.replicate lays a state out as the package's pmapped steps return
     it; a state from a pmap without the axis name makes the step compile twice."""
-    assert _compiles_in_three_steps(distributed.replicate(np.zeros(4, np.float32))) == 1
+    def compiles_in_three_steps(state):  # a fresh step each time
+        step = jax.pmap(lambda s: s + 1, axis_name=distributed.AXIS, donate_argnums=0)
+        first = len(compiles)
+        for _ in range(3):
+            state = step(state)
+        np.testing.assert_array_equal(np.asarray(state), 3.0)
+        return len(compiles) - first
+
+    assert compiles_in_three_steps(distributed.replicate(np.zeros(4, np.float32))) == 1
     other = jax.pmap(lambda x: x)(np.zeros((jax.local_device_count(), 4), np.float32))
-    assert _compiles_in_three_steps(other) == 2
+    assert compiles_in_three_steps(other) == 2
