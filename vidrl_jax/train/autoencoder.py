@@ -25,7 +25,6 @@ from vidrl_jax.utils import distributed
 from vidrl_jax.utils.distributed import AXIS, unreplicate
 
 
-
 @flax.struct.dataclass
 class TrainState:
     step: jax.Array
