@@ -26,7 +26,7 @@ def _emit(**kw):
 
 def _time(fn, iters):
     import jax
-    for _ in range(2):                 # warm-up: compile, and the recompile for outputs fed back
+    for _ in range(2):                 # warm-up: compile (and any recompile for outputs fed back)
         jax.block_until_ready(fn())
     start = time.perf_counter()
     for _ in range(iters):
@@ -93,8 +93,9 @@ def measure(config, iters, sampling_steps=0, autoencoder=True):
     schedule = make_schedule(d.schedule, int(d.timesteps))
     tx = training.make_optimizer(float(d.lr))
     step_fn = jax.pmap(training.make_train_step(apply_fn, tx, schedule, d.prediction,
-                                                float(d.cond_dropout), float(d.ema_decay), "i"),
-                       axis_name="i", in_axes=(0, 0, None), donate_argnums=(0,))
+                                                float(d.cond_dropout), float(d.ema_decay),
+                                                train_diffusion.AXIS),
+                       axis_name=train_diffusion.AXIS, in_axes=(0, 0, None), donate_argnums=(0,))
     b = int(d.batch_size)
     rng = np.random.default_rng(0)
     batch = {"latents": rng.normal(size=(nd, b // nd) + tuple(lat_shape)).astype(np.float32),
