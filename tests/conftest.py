@@ -1,4 +1,5 @@
-"""Test environment: 2 forced CPU devices, offline, EGL rendering, no progress bars."""
+"""Test environment: 2 forced CPU devices compiling at -O0, offline, EGL rendering, no
+progress bars; a fixture counting XLA compiles."""
 import os
 
 import pytest
