@@ -42,7 +42,7 @@ def main(pid, nproc, port, local_devices, out):
     replay = rp.add(replay, {k: v[mine] for k, v in data.items()})
     goal = {"video_latent": jax.numpy.ones((lat,)), "frame_feature": jax.numpy.ones((feat,))}
     step = agents.make_pmapped_train_step()
-    state = distributed.pmap_layout(agents.replicate(state, n_local))
+    state = distributed.replicate(state)
     for i in range(3):
         state, metrics = step(state, replay, goal, jax.random.PRNGKey(i))
     first = lambda x: np.asarray(x.addressable_shards[0].data).reshape(np.shape(x)[1:])

@@ -29,7 +29,7 @@ Call sequence (what the agent stage does):
     goal = {"video_latent": jnp [D], "frame_feature": jnp [P]}
     state, metrics = jit_train_step(state, replay, goal, key)          # one device
     #   or: pstep = make_pmapped_train_step()
-    #       state = distributed.pmap_layout(replicate(state, n))  # (utils): 1 compile
+    #       state = distributed.replicate(state)  # (utils; its layout: 1 compile)
     #       state, metrics = pstep(state, sharded_replay, goal, key)
     check_finite(metrics)        # NonFiniteError naming term and step; check before saving
     logger.scalars(step, summarize(metrics), prefix="agent/")

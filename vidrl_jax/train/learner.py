@@ -93,7 +93,7 @@ class Learner:
             self._step = ts.jit_train_step
             self._add = rp.add
         elif self.layout == "pmap":
-            self.state = distributed.pmap_layout(ts.replicate(states[0], n_dev))
+            self.state = distributed.replicate(states[0])
             self.replay = rp.create_replay(cap, self.specs, num_devices=n_dev)
             self._step = ts.make_pmapped_train_step()
             self._add = rp.add
