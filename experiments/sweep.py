@@ -14,7 +14,10 @@ of each cell (e.g. `agent` for baselines that need no video model). `--set_for
 env.task=door-open-v3:agent.total_steps=100000` sets a field only in the cells whose
 grid key has that value (a longer budget for one task of the table).
 Finished cells are skipped (`--finished_only` runs nothing and summarises the
-finished cells of a sweep still under way). At the end `DIR/summary.md` and `DIR/summary.csv`
+finished cells of a sweep still under way), unless the command sets a field to another
+value than their results.json records: such a cell is run again, and `experiments.run`
+extends it (a raised `agent.total_steps` goes on from the final checkpoint) or refuses
+the changed config. At the end `DIR/summary.md` and `DIR/summary.csv`
 tabulate the success rate at each evaluation, final and best success rate and the
 final dense return (mean ± std over seeds) and wall time; `DIR/summary_terms.csv`
 each reward term's running mean and std at the end of training; `DIR/summary.png`
@@ -23,6 +26,7 @@ plots the success curves (a panel per task, a line per reward variant), and
 its eval success (whether a term grows to drown the others, and when).
 """
 import argparse
+import ast
 import csv
 import io
 import itertools
@@ -74,6 +78,40 @@ def cell_sets(cell, sets, set_for):
 
 def cell_name(cell):
     return "_".join(f"{k.split('.')[-1]}={v}" for k, v in cell).replace("/", "-")
+
+
+def changed_fields(recorded, cell, sets):
+    """The fields that `cell`'s command sets (its non-variant grid keys and `sets`) to
+    other values than `recorded`, a finished run's config (results.json):
+    ['agent.total_steps: 50000, now 100000']. A field the record lacks, or a value that
+    does not parse as the recorded one's type, counts as changed: the run decides."""
+    fields = {}  # the last setting of a field wins, as in the command
+    for setting in [f"{k}={v}" for k, v in cell if k not in VARIANT_KEYS] + list(sets):
+        key, _, text = setting.partition("=")
+        fields[key] = text
+    out = []
+    for key, text in fields.items():
+        have = recorded
+        for part in key.split("."):
+            have = have.get(part, "<unset>") if isinstance(have, dict) else "<unset>"
+        if not _reads_as(text, have):
+            out.append(f"{key}: {have}, now {text}")
+    return out
+
+
+def _reads_as(text, value):
+    """Whether the --config override `text` sets a field to `value` (a JSON value)."""
+    try:
+        if isinstance(value, bool):
+            return text.strip().lower() in (("true", "1") if value else ("false", "0"))
+        if isinstance(value, (int, float)):
+            return float(text) == float(value)
+        if isinstance(value, list):
+            parsed = ast.literal_eval(text)
+            return list(parsed if isinstance(parsed, (list, tuple)) else [parsed]) == value
+    except (ValueError, SyntaxError):
+        return False
+    return isinstance(value, str) and text == value
 
 
 def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
@@ -262,12 +300,22 @@ def main(argv=None):
         if args.dry_run:
             print(" ".join(cmd))
             continue
+        changed = []
         if os.path.exists(results):
+            with open(results) as f:
+                changed = changed_fields(json.load(f).get("config", {}), cell,
+                                         cell_sets(cell, args.set, set_for))
+        if os.path.exists(results) and not changed:
             print(f"[sweep] {cell_name(cell)}: finished, skipped", flush=True)
         elif args.finished_only:
-            print(f"[sweep] {cell_name(cell)}: not finished, left out", flush=True)
+            why = f"finished with another config ({'; '.join(changed)})" if changed \
+                else "not finished"
+            print(f"[sweep] {cell_name(cell)}: {why}, left out", flush=True)
             continue
         else:
+            if changed:  # experiments.run goes on (a raised agent.total_steps) or refuses
+                print(f"[sweep] {cell_name(cell)}: finished with another config "
+                      f"({'; '.join(changed)}): running it", flush=True)
             print(f"[sweep] {cell_name(cell)}: {' '.join(cmd[1:])}", flush=True)
             proc = subprocess.run(cmd)
             if proc.returncode:

@@ -38,7 +38,7 @@ DOOR100K=(--set_for env.task=door-open-v3:agent.total_steps=100000
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
-ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,window-open-v3,door-open-v3}
+ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,door-open-v3}
 ORACLE=(--grid reward=genreward --grid reward.video_goal=expert)
 REWARDS=dense,sparse,genreward,genreward+dense
 case "${1:-}" in

@@ -15,7 +15,7 @@ import pytest
 
 from configs import metaworld
 from vidrl_jax import stages
-from vidrl_jax.errors import NonFiniteError
+from vidrl_jax.errors import NonFiniteError, VidrlError
 from vidrl_jax.train import agent as agent_loop
 from vidrl_jax.utils.checkpoint import CheckpointManager
 
@@ -113,6 +113,23 @@ def test_killed_run_resumes_to_the_same_results_even_from_a_damaged_checkpoint(
     with caplog.at_level("INFO"):
         stages.run_pipeline(tiny_config(), workdir, stages=["agent"])
     assert os.path.join(ckpts, "75") in caplog.text and "resumed at env step 50" in caplog.text
+    assert _results(workdir) == _results(uninterrupted)
+
+
+def test_a_finished_run_with_a_raised_budget_goes_on_to_the_results_of_a_longer_run(
+        uninterrupted, tmp_path, caplog):
+    """A 50-step run, then agent.total_steps raised to 100 in its workdir: it goes on from
+    its final checkpoint and ends exactly as the uninterrupted 100-step run. A lowered
+    budget is refused, naming the field."""
+    workdir = str(tmp_path)
+    stages.run_pipeline(tiny_config(total_steps=50), workdir, stages=["agent"])
+    assert _results(workdir)["success_curve"]["env_steps"] == [0, 50]
+    with pytest.raises(VidrlError, match="agent.total_steps was 50, now 40.*--force"):
+        stages.run_pipeline(tiny_config(total_steps=40), workdir, stages=["agent"])
+    with caplog.at_level("INFO"):
+        stages.run_pipeline(tiny_config(), workdir, stages=["agent"])
+    assert "agent.total_steps 50 -> 100 raised" in caplog.text
+    assert "resumed at env step 50" in caplog.text
     assert _results(workdir) == _results(uninterrupted)
 
 

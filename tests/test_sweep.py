@@ -139,11 +139,14 @@ def test_term_curves_keep_the_last_value_of_a_step_logged_twice_and_plot(tmp_pat
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+FINISHED = {"seeds": [0], "final_success": [1.0], "best_success": [1.0],
+            "success_curve": {"env_steps": [0, 10], "success": [[0.0], [1.0]]},
+            "env_steps": 10, "wall_time_s": 3.0, "final_returns": {"env_dense": [5.0]},
+            "reward_running": {"env_dense": {"mean": 0.5, "std": 0.25}}}
+
+
 def test_finished_only_summarises_finished_cells_and_runs_nothing(tmp_path, monkeypatch):
-    r = {"seeds": [0], "final_success": [1.0], "best_success": [1.0],
-         "success_curve": {"env_steps": [0, 10], "success": [[0.0], [1.0]]},
-         "env_steps": 10, "wall_time_s": 3.0, "final_returns": {"env_dense": [5.0]},
-         "reward_running": {"env_dense": {"mean": 0.5, "std": 0.25}}}
+    r = FINISHED
     (tmp_path / "reward=dense").mkdir()
     (tmp_path / "reward=dense" / "results.json").write_text(json.dumps(r))
     (tmp_path / "reward=dense" / "metrics.jsonl").write_text(
@@ -155,3 +158,31 @@ def test_finished_only_summarises_finished_cells_and_runs_nothing(tmp_path, monk
     assert (tmp_path / "summary_terms.csv").read_text().splitlines()[1] == \
         "reward=dense,env_dense,0.5,0.25,5"
     assert (tmp_path / "summary_terms.png").exists()
+
+
+def test_a_finished_cell_is_run_again_when_the_command_changes_a_field(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Its results.json records its config: the same values (in other spellings) skip
+    the cell; a raised agent.total_steps runs it again (experiments.run goes on from its
+    checkpoint), and --finished_only leaves it out, naming the field."""
+    recorded = {"agent": {"total_steps": 50, "lr": 3e-4, "hidden": [64, 64],
+                          "overlap_env": False}, "env": {"task": "door-open-v3"}}
+    (tmp_path / "task=door-open-v3").mkdir()
+    (tmp_path / "task=door-open-v3" / "results.json").write_text(
+        json.dumps({**FINISHED, "config": recorded}))
+    ran = []
+    monkeypatch.setattr(sweep.subprocess, "run",
+                        lambda cmd: ran.append(cmd) or types.SimpleNamespace(returncode=1))
+    same = ["--set", "agent.lr=0.0003", "--set", "agent.hidden=(64,64)",
+            "--set", "agent.overlap_env=False", "--set", "agent.total_steps=50"]
+    args = ["--grid", "env.task=door-open-v3", "--workdir", str(tmp_path)]
+    sweep.main(args + ["--set", "agent.total_steps=100"] + same)  # the last setting wins
+    assert not ran and "task=door-open-v3: finished, skipped" in capsys.readouterr().out
+    sweep.main(args + same + ["--set", "agent.total_steps=100", "--finished_only"])
+    assert not ran and "finished with another config (agent.total_steps: 50, now 100), " \
+        "left out" in capsys.readouterr().out
+    sweep.main(args + same + ["--set", "agent.total_steps=100"])
+    assert len(ran) == 1 and ran[0][-1] == "--config.agent.total_steps=100"
+    assert sweep.changed_fields(recorded, [("env.task", "door-open-v3")],
+                                ["agent.lr=1e-3", "agent.tau=0.01", "agent.hidden=64"]) == [
+        "agent.lr: 0.0003, now 1e-3", "agent.tau: <unset>, now 0.01", "agent.hidden: [64, 64], now 64"]

@@ -7,6 +7,9 @@ A stage is a module `vidrl_jax.stages.<name>` with
     def run(config, ctx) -> dict      # JSON-able summary
     ALL_PROCESSES = True              # optional: runs in every process of a multi-process
                                       # run (else in process 0 alone; see run_pipeline)
+    EXTENDABLE = ("agent.total_steps",)  # optional: fields that may be raised on a
+                                      # finished or started stage, which then goes on
+                                      # from its own checkpoints (see check_stage_dir)
 
 Stages before `goal` are task-free (`TASK_FREE_ENV`): a sweep over `env.task`
 reuses one set of demos and video models, unless the target task changes their
@@ -17,7 +20,8 @@ before a stage starts and `<stage_dir>/summary.json` when it finishes. A
 finished stage whose recorded config equals the current one is skipped; an
 unfinished one is run again in the same directory (stages resume from their own
 checkpoints there); a stage directory made with another config is refused
-unless `force=True`, which clears it.
+unless `force=True`, which clears it, or unless the only change is a raised field of
+the stage's EXTENDABLE (the agent's `total_steps`): then it goes on.
 """
 import dataclasses
 import glob
@@ -120,7 +124,13 @@ def _with_added_fields(recorded):
 
 
 def check_stage_dir(config, workdir, name, force=False):
-    """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config."""
+    """Returns 'done', 'resume' or 'new' for stage `name`; refuses a foreign config.
+
+    A stage whose config differs only by raised fields of its module's EXTENDABLE
+    (`agent.total_steps` 50000 -> 100000) is 'resume': finished or not, it goes on from
+    its last checkpoint; its summary.json is removed first, so a kill before it ends
+    leaves it unfinished under the new config.
+    """
     stage_dir = os.path.join(workdir, name)
     want = recorded_config(config, name)
     path = os.path.join(stage_dir, CONFIG_FILE)
@@ -130,25 +140,37 @@ def check_stage_dir(config, workdir, name, force=False):
         have = _with_added_fields(json.load(f))
     if have == want:
         return "done" if is_done(stage_dir) else "resume"
+    diffs = _differences(have, want)
+    extendable = getattr(stage_module(name), "EXTENDABLE", ())
+    if not force and all(k in extendable and isinstance(a, int) and isinstance(b, int)
+                         and b > a for k, a, b in diffs):
+        summary = os.path.join(stage_dir, SUMMARY_FILE)
+        if os.path.exists(summary):
+            os.remove(summary)
+        logging.info("stage %s: %s raised: it goes on from its last checkpoint", name,
+                     ", ".join(f"{k} {a} -> {b}" for k, a, b in diffs))
+        return "resume"
     if force:
         shutil.rmtree(stage_dir)
         return "new"
-    diff = _first_difference(have, want)
+    k, a, b = diffs[0]
+    hint = (f" (only a raise of {', '.join(extendable)} lets a stage go on)"
+            if extendable else "")
     raise VidrlError(
-        f"{stage_dir} was made with another config ({diff}); use another --workdir, "
-        f"or pass --force to rebuild stage {name!r}")
+        f"{stage_dir} was made with another config ({k} was {a!r}, now {b!r}); use another "
+        f"--workdir, or pass --force to rebuild stage {name!r}{hint}")
 
 
-def _first_difference(have, want, prefix=""):
+def _differences(have, want, prefix=""):
+    """[(dotted key, have's value, want's value)] where two recorded configs differ."""
+    out = []
     for k in sorted(set(have) | set(want)):
         a, b = have.get(k, "<unset>"), want.get(k, "<unset>")
         if isinstance(a, dict) and isinstance(b, dict):
-            d = _first_difference(a, b, f"{prefix}{k}.")
-            if d:
-                return d
+            out += _differences(a, b, f"{prefix}{k}.")
         elif a != b:
-            return f"{prefix}{k} was {a!r}, now {b!r}"
-    return ""
+            out.append((f"{prefix}{k}", a, b))
+    return out
 
 
 def link_shared_stage(config, workdir, name, shared_dir):

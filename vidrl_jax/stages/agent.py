@@ -2,7 +2,8 @@
 
 Writes checkpoints, `eval_last.gif` (the last eval episode) into the stage
 directory, and `<workdir>/results.json` and `<workdir>/success.png`. Resumes from
-its last checkpoint after a kill. See vidrl_jax/train/agent.py for the loop.
+its last checkpoint after a kill, and from its final one when `agent.total_steps` is
+raised on a finished run. See vidrl_jax/train/agent.py for the loop.
 
 Multi-process (jax.distributed): every process runs this stage with its own
 `env.num_workers` envs and replay shard; process 0 writes results and plots.
@@ -20,6 +21,9 @@ from vidrl_jax.utils.signals import sigterm_as_interrupt
 DEPENDS = ("seed", "seeds", "env", "demos", "vae", "diffusion", "goal", "clip", "agent",
            "reward")
 ALL_PROCESSES = True  # (vidrl_jax.stages.run_pipeline) one agent over the envs of all processes
+# A finished (or killed) run with agent.total_steps raised goes on from its last checkpoint,
+# as if it had been started with the higher budget (vidrl_jax.stages.check_stage_dir)
+EXTENDABLE = ("agent.total_steps",)
 
 
 def run(config, ctx):

@@ -334,7 +334,9 @@ class AgentRun:
         if self.encoders.goal_frames is not None and self.ctx.is_main_process:
             self.ctx.logger.video("agent/goal_video", 0, self.encoders.goal_frames)
         bar = progress(total=total, desc="agent", initial=c["env_steps"])
-        next_eval = lambda: (len(c["history"])) * int(cfg.agent.eval_every)
+        every = int(cfg.agent.eval_every)  # the grid point after the last evaluation
+        next_eval = lambda: (c["history"][-1]["env_steps"] // every + 1) * every \
+            if c["history"] else 0
         next_ckpt = c["env_steps"] + int(cfg.agent.checkpoint_every)
         next_log = c["env_steps"] + int(cfg.agent.log_every)
         t_rate, s_rate, u_rate = time.time(), c["env_steps"], c["updates"]
