@@ -10,7 +10,10 @@
 # video_form=progress, frame_form=bsim, each term bounded; against the row's cells
 # with today's score and fz), then (ORACLE_TASKS) the oracle: the row's genreward with
 # a real expert demo as the goal video, which separates the reward's design from the
-# video model's quality; so a run stopped part-way leaves whole rows. Then one call
+# video model's quality; so a run stopped part-way leaves whole rows. door-open-v3's
+# cells run in two passes: all of them to 50k (replay capacity 100k already), then all
+# extended to 100k from their final checkpoints (a raised agent.total_steps goes on, as
+# a 100k run would), so its whole row at 50k comes before any cell's 100k. Then one call
 # over every row (all finished, skipped) whose summary.csv is
 # experiments/results/metaworld.csv, one over the arms, one over the oracles; then the
 # ablations on door-open-v3 at 50k: video term only, frame term only (today's forms;
@@ -33,8 +36,8 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi
   done
 }
-DOOR100K=(--set_for env.task=door-open-v3:agent.total_steps=100000
-          --set_for env.task=door-open-v3:agent.replay_capacity=100000)
+DOOR50K=(--set_for env.task=door-open-v3:agent.replay_capacity=100000)  # the first pass
+DOOR100K=("${DOOR50K[@]}" --set_for env.task=door-open-v3:agent.total_steps=100000)
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
@@ -49,6 +52,9 @@ if [ "${1:-}" = --finished_only ]; then
   sweep partial "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
   sweep partial_perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}" --finished_only
   sweep partial_oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}" --finished_only
+  # door-open-v3's first pass (cells finished at 50k, not yet extended), not goal-checked
+  sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 --grid reward=$REWARDS \
+    --finished_only
   summaries=()
   for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
     if [ -f "$f" ]; then summaries+=("$f"); fi
@@ -58,11 +64,17 @@ if [ "${1:-}" = --finished_only ]; then
   exit
 fi
 for task in ${TASKS//,/ }; do
-  sweep "row_$task" "${DOOR100K[@]}" --grid env.task="$task" --grid reward=$REWARDS
-  sweep "perstep_$task" "${DOOR100K[@]}" --grid env.task="$task" "${PERSTEP[@]}"
-  if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
-    sweep "oracle_$task" "${DOOR100K[@]}" --grid env.task="$task" "${ORACLE[@]}"
-  fi
+  passes=(100k)
+  if [ "$task" = door-open-v3 ]; then passes=(50k 100k); fi
+  for pass in "${passes[@]}"; do
+    if [ "$pass" = 50k ]; then budget=("${DOOR50K[@]}") name="${task}_50k"
+    else budget=("${DOOR100K[@]}") name=$task; fi
+    sweep "row_$name" "${budget[@]}" --grid env.task="$task" --grid reward=$REWARDS
+    sweep "perstep_$name" "${budget[@]}" --grid env.task="$task" "${PERSTEP[@]}"
+    if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
+      sweep "oracle_$name" "${budget[@]}" --grid env.task="$task" "${ORACLE[@]}"
+    fi
+  done
 done
 sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS
 sweep perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}"
