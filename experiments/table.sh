@@ -20,7 +20,8 @@
 # the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
 # TASKS, ORACLE_TASKS: the tasks, comma-separated.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
-# cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*) and
+# cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
+# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*) and
 # checks the issue's goals on them (runs/table50k/goals_partial.md, experiments.goals).
 set -e
 cd "$(dirname "$0")/.."
