@@ -133,6 +133,16 @@ def test_a_finished_run_with_a_raised_budget_goes_on_to_the_results_of_a_longer_
     assert _results(workdir) == _results(uninterrupted)
 
 
+def test_an_extended_run_evaluates_on_the_eval_every_grid_after_an_off_grid_end(tmp_path):
+    """A run that ended between two evaluation points (75, eval_every 50), raised to 150:
+    the next evaluations are at the grid's 100 and 150, none skipped."""
+    workdir = str(tmp_path)
+    stages.run_pipeline(tiny_config(total_steps=75), workdir, stages=["agent"])
+    assert _results(workdir)["success_curve"]["env_steps"] == [0, 50, 75]
+    stages.run_pipeline(tiny_config(total_steps=150), workdir, stages=["agent"])
+    assert _results(workdir)["success_curve"]["env_steps"] == [0, 50, 75, 100, 150]
+
+
 def test_nan_reward_stops_the_run_naming_term_and_step_and_keeps_the_checkpoint(
         tmp_path, monkeypatch, caplog):
     """NaN env rewards from env step 50 on: NonFiniteError names the term and the update
