@@ -294,18 +294,18 @@ def main(argv=None):
     rows = []
     for cell in cells(grid):
         workdir = os.path.join(args.workdir, cell_name(cell))
-        cmd = cell_command(args.config, cell, cell_sets(cell, args.set, set_for), workdir,
-                           shared, args.stages)
+        sets = cell_sets(cell, args.set, set_for)
+        cmd = cell_command(args.config, cell, sets, workdir, shared, args.stages)
         results = os.path.join(workdir, "results.json")
         if args.dry_run:
             print(" ".join(cmd))
             continue
-        changed = []
+        record, changed = None, []
         if os.path.exists(results):
             with open(results) as f:
-                changed = changed_fields(json.load(f).get("config", {}), cell,
-                                         cell_sets(cell, args.set, set_for))
-        if os.path.exists(results) and not changed:
+                record = json.load(f)
+            changed = changed_fields(record.get("config", {}), cell, sets)
+        if record is not None and not changed:
             print(f"[sweep] {cell_name(cell)}: finished, skipped", flush=True)
         elif args.finished_only:
             why = f"finished with another config ({'; '.join(changed)})" if changed \
@@ -322,8 +322,9 @@ def main(argv=None):
                 print(f"[sweep] {cell_name(cell)} failed with exit code {proc.returncode}",
                       file=sys.stderr)
                 continue
-        with open(results) as f:
-            rows.append((cell, json.load(f)))
+            with open(results) as f:
+                record = json.load(f)
+        rows.append((cell, record))
     if rows:
         md, table = summarize(rows)
         for name, text in (("summary.md", md), ("summary.csv", table),
