@@ -24,6 +24,11 @@ each reward term's running mean and std at the end of training; `DIR/summary.png
 plots the success curves (a panel per task, a line per reward variant), and
 `DIR/summary_terms.png` each cell's reward terms' running std against env steps beside
 its eval success (whether a term grows to drown the others, and when).
+`--records DIR` keeps each finished cell's record (results.json, metrics.jsonl) in
+`DIR/<cell>/`, a folder to commit, and restores a cell's record from there when its
+workdir has none and the record's config is what the command sets: a fresh machine
+skips the cells a lost one finished, and the summaries include them (their checkpoints
+are not kept: a cell whose command changed since runs from the start).
 """
 import argparse
 import ast
@@ -32,6 +37,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,6 +45,8 @@ import textwrap
 import numpy as np
 
 VARIANT_KEYS = ("reward", "variant")
+# a finished cell's record; results.json last: it is what marks a cell finished
+RECORD_FILES = ("metrics.jsonl", "results.json")
 
 
 def parse_grid(items):
@@ -124,6 +132,33 @@ def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
     return [sys.executable, "-m", "experiments.run", f"--config={config_arg}",
             f"--workdir={workdir}", f"--shared_dir={shared_dir}",
             *([f"--stages={stages}"] if stages else []), *overrides]
+
+
+def copy_record(src, dst):
+    """Copy a cell's RECORD_FILES that exist from folder src to folder dst, each
+    atomically, results.json last."""
+    os.makedirs(dst, exist_ok=True)
+    for name in RECORD_FILES:
+        if os.path.exists(os.path.join(src, name)):
+            tmp = os.path.join(dst, name + ".tmp")
+            shutil.copyfile(os.path.join(src, name), tmp)
+            os.replace(tmp, os.path.join(dst, name))
+
+
+def restore_record(record_dir, workdir, cell, sets):
+    """Copy the record kept in record_dir into an unfinished cell's workdir when it was
+    made with the fields the cell's command sets; says what it did."""
+    kept = os.path.join(record_dir, "results.json")
+    if os.path.exists(os.path.join(workdir, "results.json")) or not os.path.exists(kept):
+        return
+    with open(kept) as f:
+        changed = changed_fields(json.load(f).get("config", {}), cell, sets)
+    if changed:
+        print(f"[sweep] {cell_name(cell)}: its record in {record_dir} has another config "
+              f"({'; '.join(changed)}): not restored", flush=True)
+        return
+    copy_record(record_dir, workdir)
+    print(f"[sweep] {cell_name(cell)}: record restored from {record_dir}", flush=True)
 
 
 def summarize(rows):
@@ -282,6 +317,9 @@ def main(argv=None):
     parser.add_argument("--workdir", required=True)
     parser.add_argument("--shared_dir", default="", help="shared stages (default DIR/shared)")
     parser.add_argument("--stages", default="", help="comma-separated stages to run per cell")
+    parser.add_argument("--records", default="",
+                        help="keep finished cells' results.json and metrics.jsonl in "
+                             "DIR/<cell>/ and restore them from there")
     parser.add_argument("--dry_run", action="store_true", help="print the commands only")
     parser.add_argument("--finished_only", action="store_true",
                         help="run nothing: summarise the cells that have finished")
@@ -300,6 +338,8 @@ def main(argv=None):
         if args.dry_run:
             print(" ".join(cmd))
             continue
+        if args.records:
+            restore_record(os.path.join(args.records, cell_name(cell)), workdir, cell, sets)
         record, changed = None, []
         if os.path.exists(results):
             with open(results) as f:
@@ -324,6 +364,8 @@ def main(argv=None):
                 continue
             with open(results) as f:
                 record = json.load(f)
+        if args.records:
+            copy_record(workdir, os.path.join(args.records, cell_name(cell)))
         rows.append((cell, record))
     if rows:
         md, table = summarize(rows)

@@ -3,8 +3,11 @@
 # 50k env steps per seed (door-open-v3: 100k, where dense SAC has not learned by 50k),
 # 10 eval episodes at every evaluation, into runs/table50k.
 # Resumable: re-run it; finished cells are skipped and agents resume from their
-# checkpoints. The video models are those of runs/ab_shared (the defaults; built here
-# on a fresh machine, ~20 min).
+# checkpoints. Each finished cell's results.json and metrics.jsonl are kept in
+# experiments/results/table50k/<cell>/ (commit them): on a fresh machine, whose runs/ is
+# empty, the sweep restores them and runs only the cells not yet recorded. The video
+# models are those of runs/ab_shared (the defaults; built here on a fresh machine,
+# ~20 min).
 # Order, most information first: one task at a time, its row (the 4 rewards), then
 # the per-step A/B arm (genreward and genreward+dense with the Markov forms:
 # video_form=progress, frame_form=bsim, each term bounded; against the row's cells
@@ -31,7 +34,8 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
     --set seeds=3 --set agent.total_steps=50000 --set agent.replay_capacity=50000 \
     --set agent.eval_every=10000 --set agent.eval_episodes=10 \
     --set agent.checkpoint_every=5000 --set agent.log_every=1000 \
-    --workdir=runs/table50k --shared_dir=runs/ab_shared "${@:2}"
+    --workdir=runs/table50k --shared_dir=runs/ab_shared --records=experiments/results/table50k \
+    "${@:2}"
   # each call rewrites summary.{csv,md,png} with its own cells: keep a copy per call
   for f in summary.csv summary.md summary.png summary_terms.csv summary_terms.png; do
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi

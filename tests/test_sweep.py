@@ -186,3 +186,43 @@ def test_a_finished_cell_is_run_again_when_the_command_changes_a_field(tmp_path,
     assert sweep.changed_fields(recorded, [("env.task", "door-open-v3")],
                                 ["agent.lr=1e-3", "agent.tau=0.01", "agent.hidden=64"]) == [
         "agent.lr: 0.0003, now 1e-3", "agent.tau: <unset>, now 0.01", "agent.hidden: [64, 64], now 64"]
+
+
+def test_records_keep_finished_cells_for_a_fresh_machine(tmp_path, monkeypatch, capsys):
+    """--records: a finished cell's results.json and metrics.jsonl are kept in
+    DIR/<cell>/; a fresh workdir takes them from there and skips the cell, unless the
+    command now sets another value (then it runs, the record not restored)."""
+    config = {"agent": {"total_steps": 10}, "env": {"task": "door-open-v3"}}
+    lost, records = tmp_path / "lost", tmp_path / "records"
+    (lost / "task=door-open-v3").mkdir(parents=True)
+    (lost / "task=door-open-v3" / "results.json").write_text(
+        json.dumps({**FINISHED, "config": config}))
+    (lost / "task=door-open-v3" / "metrics.jsonl").write_text(
+        json.dumps({"step": 10, "agent/reward_running/env_dense_std": 0.25}) + "\n")
+    ran = []
+    monkeypatch.setattr(sweep.subprocess, "run",
+                        lambda cmd: ran.append(cmd) or types.SimpleNamespace(returncode=1))
+    args = ["--grid", "env.task=door-open-v3,drawer-close-v3", "--set", "agent.total_steps=10",
+            "--records", str(records)]
+    sweep.main(args + ["--workdir", str(lost)])
+    kept = records / "task=door-open-v3"
+    assert sorted(p.name for p in kept.iterdir()) == ["metrics.jsonl", "results.json"]
+    assert not (records / "task=drawer-close-v3").exists()  # unfinished: nothing kept
+    assert len(ran) == 1 and "drawer-close-v3" in " ".join(ran[0])
+    fresh = tmp_path / "fresh"
+    ran.clear()
+    sweep.main(args + ["--workdir", str(fresh)])
+    out = capsys.readouterr().out
+    assert "task=door-open-v3: record restored from" in out
+    assert "task=door-open-v3: finished, skipped" in out
+    assert len(ran) == 1 and "drawer-close-v3" in " ".join(ran[0])
+    assert (fresh / "task=door-open-v3" / "metrics.jsonl").read_text() == \
+        (lost / "task=door-open-v3" / "metrics.jsonl").read_text()
+    assert (fresh / "summary.csv").read_text().splitlines()[1].startswith("task=door-open-v3,1,")
+    other = tmp_path / "other"
+    ran.clear()
+    sweep.main(["--grid", "env.task=door-open-v3", "--set", "agent.total_steps=20",
+                "--records", str(records), "--workdir", str(other)])
+    assert "has another config (agent.total_steps: 10, now 20): not restored" in \
+        capsys.readouterr().out
+    assert len(ran) == 1 and not (other / "task=door-open-v3" / "results.json").exists()
