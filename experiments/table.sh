@@ -16,12 +16,15 @@
 # video model's quality; so a run stopped part-way leaves whole rows. door-open-v3's
 # cells run in two passes: all of them to 50k (replay capacity 100k already), then all
 # extended to 100k from their final checkpoints (a raised agent.total_steps goes on, as
-# a 100k run would), so its whole row at 50k comes before any cell's 100k. Then one call
-# over every row (all finished, skipped) whose summary.csv is
-# experiments/results/metaworld.csv, one over the arms, one over the oracles; then the
-# ablations on door-open-v3 at 50k: video term only, frame term only (today's forms;
-# the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
-# TASKS, ORACLE_TASKS: the tasks, comma-separated.
+# a 100k run would), so its whole row at 50k comes before any cell's 100k; between the
+# two passes, the ablations on door-open-v3 at 50k: video term only, frame term only
+# (today's forms; the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
+# door-open-v3 comes first: the other tasks' cells were finished on a machine whose
+# runs/ was lost on 2026-12-06 (their summaries: experiments/results/table50k_partial*),
+# so they run again after it, for the sweep's own summary. Then one call over every row
+# (all finished, skipped) whose summary.csv is experiments/results/metaworld.csv, one
+# over the arms, one over the oracles, one over the ablations.
+# TASKS, ORACLE_TASKS: the tasks, comma-separated, in the order they run.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
 # door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*) and
@@ -45,7 +48,7 @@ DOOR50K=(--set_for env.task=door-open-v3:agent.replay_capacity=100000)  # the fi
 DOOR100K=("${DOOR50K[@]}" --set_for env.task=door-open-v3:agent.total_steps=100000)
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
-TASKS=${TASKS:-drawer-close-v3,handle-press-v3,window-open-v3,door-open-v3}
+TASKS=${TASKS:-door-open-v3,drawer-close-v3,handle-press-v3,window-open-v3}
 ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,door-open-v3}
 ORACLE=(--grid reward=genreward --grid reward.video_goal=expert)
 REWARDS=dense,sparse,genreward,genreward+dense
@@ -79,6 +82,7 @@ for task in ${TASKS//,/ }; do
     if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
       sweep "oracle_$name" "${budget[@]}" --grid env.task="$task" "${ORACLE[@]}"
     fi
+    if [ "$pass" = 50k ]; then sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame; fi
   done
 done
 sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS
