@@ -28,7 +28,9 @@
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
 # door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*) and
-# checks the issue's goals on them (runs/table50k/goals_partial.md, experiments.goals).
+# checks the issue's goals on them and on the cells finished before the loss
+# (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
+# experiments/results/table50k_partial* and table50k_goals_partial.md, to commit.
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
@@ -63,12 +65,21 @@ if [ "${1:-}" = --finished_only ]; then
   # door-open-v3's first pass (cells finished at 50k, not yet extended), not goal-checked
   sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 --grid reward=$REWARDS \
     --finished_only
+  # the committed copies: experiments/results/table50k_partial*
+  for f in runs/table50k/summary_partial*.{csv,png}; do
+    if [ -f "$f" ]; then cp "$f" "experiments/results/$(basename "${f/summary_partial/table50k_partial}")"; fi
+  done
+  # the goals, first on the summaries of the cells finished before runs/ was lost on
+  # 2026-12-06, then on this machine's: a cell finished here replaces its lost row
+  # (experiments.goals: the last file wins)
   summaries=()
-  for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
+  for f in experiments/results/table50k_lost/table50k_partial{,_perstep,_oracle}.csv \
+           runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
     if [ -f "$f" ]; then summaries+=("$f"); fi
   done
   if [ ${#summaries[@]} -eq 0 ]; then echo "[table] no finished cell: no goals to check"; exit; fi
   python -m experiments.goals "${summaries[@]}" --out runs/table50k/goals_partial.md
+  cp runs/table50k/goals_partial.md experiments/results/table50k_goals_partial.md
   exit
 fi
 for task in ${TASKS//,/ }; do
