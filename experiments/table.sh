@@ -20,14 +20,15 @@
 # two passes, the ablations on door-open-v3 at 50k: video term only, frame term only
 # (today's forms; the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
 # door-open-v3 comes first: the other tasks' cells were finished on a machine whose
-# runs/ was lost on 2026-12-06 (their summaries: experiments/results/table50k_partial*),
+# runs/ was lost on 2026-12-06 (their summaries: experiments/results/table50k_lost/),
 # so they run again after it, for the sweep's own summary. Then one call over every row
 # (all finished, skipped) whose summary.csv is experiments/results/metaworld.csv, one
 # over the arms, one over the oracles, one over the ablations.
 # TASKS, ORACLE_TASKS: the tasks, comma-separated, in the order they run.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
-# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*) and
+# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*; the
+# ablations: summary_partial_ablations*) and
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
 # experiments/results/table50k_partial* and table50k_goals_partial.md, to commit.
@@ -65,6 +66,7 @@ if [ "${1:-}" = --finished_only ]; then
   # door-open-v3's first pass (cells finished at 50k, not yet extended), not goal-checked
   sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 --grid reward=$REWARDS \
     --finished_only
+  sweep partial_ablations --grid env.task=door-open-v3 --grid reward=video,frame --finished_only
   # the committed copies: experiments/results/table50k_partial*
   for f in runs/table50k/summary_partial*.{csv,png}; do
     if [ -f "$f" ]; then cp "$f" "experiments/results/$(basename "${f/summary_partial/table50k_partial}")"; fi
