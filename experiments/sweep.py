@@ -329,6 +329,9 @@ def main(argv=None):
     unknown = [k for (k, _), _ in set_for if k not in dict(grid)]
     if unknown:
         raise SystemExit(f"error: --set_for {unknown[0]!r}: not a --grid key")
+    if args.records and os.path.exists(args.records) and not os.path.isdir(args.records):
+        raise SystemExit(f"error: --records={args.records}: not a folder; give a folder "
+                         "(made if missing) to keep the finished cells' records in")
     rows = []
     for cell in cells(grid):
         workdir = os.path.join(args.workdir, cell_name(cell))

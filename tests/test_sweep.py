@@ -226,3 +226,6 @@ def test_records_keep_finished_cells_for_a_fresh_machine(tmp_path, monkeypatch, 
     assert "has another config (agent.total_steps: 10, now 20): not restored" in \
         capsys.readouterr().out
     assert len(ran) == 1 and not (other / "task=door-open-v3" / "results.json").exists()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit, match="--records=.*a_file: not a folder"):
+        sweep.main(args[:-1] + [str(tmp_path / "a_file"), "--workdir", str(fresh)])
