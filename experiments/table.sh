@@ -16,9 +16,11 @@
 # video model's quality; so a run stopped part-way leaves whole rows. door-open-v3's
 # cells run in two passes: all of them to 50k (replay capacity 100k already), then all
 # extended to 100k from their final checkpoints (a raised agent.total_steps goes on, as
-# a 100k run would), so its whole row at 50k comes before any cell's 100k; between the
-# two passes, the ablations on door-open-v3 at 50k: video term only, frame term only
-# (today's forms; the bounded frame forms were A/B'd alone by ab_frame_forms.sh).
+# a 100k run would), so its whole row at 50k comes before any cell's 100k; after the
+# 100k pass (which needs the 50k checkpoints of this machine, not kept in git, so it
+# comes as early as it can), the ablations on door-open-v3 at 50k: video term only,
+# frame term only (today's forms; the bounded frame forms were A/B'd alone by
+# ab_frame_forms.sh).
 # door-open-v3 comes first: the other tasks' cells were finished on a machine whose
 # runs/ was lost on 2026-12-06 (their summaries: experiments/results/table50k_lost/),
 # so they run again after it, for the sweep's own summary. Then one call over every row
@@ -95,8 +97,10 @@ for task in ${TASKS//,/ }; do
     if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
       sweep "oracle_$name" "${budget[@]}" --grid env.task="$task" "${ORACLE[@]}"
     fi
-    if [ "$pass" = 50k ]; then sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame; fi
   done
+  # after door-open-v3's 100k pass, not between its passes: the ablations need no
+  # checkpoint, the 100k pass needs this machine's 50k ones (not kept in git)
+  if [ "$task" = door-open-v3 ]; then sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame; fi
 done
 sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS
 sweep perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}"
