@@ -51,24 +51,30 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
 }
 DOOR50K=(--set_for env.task=door-open-v3:agent.replay_capacity=100000)  # the first pass
 DOOR100K=("${DOOR50K[@]}" --set_for env.task=door-open-v3:agent.total_steps=100000)
+# The rows, oracles and ablations pin the reward forms the table started with (the
+# defaults until 2026-12-06), so that a change of the defaults changes none of their
+# cells (a finished cell's record, an unfinished cell's checkpoint); the arm sets its own.
+TODAY=(--set reward.video_form=score --set reward.frame_form=fz
+       --set reward.video_progress_temperature=0.02)
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-door-open-v3,drawer-close-v3,handle-press-v3,window-open-v3}
 ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,door-open-v3}
-ORACLE=(--grid reward=genreward --grid reward.video_goal=expert)
-REWARDS=dense,sparse,genreward,genreward+dense
+ORACLE=("${TODAY[@]}" --grid reward=genreward --grid reward.video_goal=expert)
+ROW=("${TODAY[@]}" --grid reward=dense,sparse,genreward,genreward+dense)
+ABLATIONS=("${TODAY[@]}" --grid env.task=door-open-v3 --grid reward=video,frame)
 case "${1:-}" in
   ""|--finished_only) ;;
   *) echo "error: experiments/table.sh: unknown argument '$1' (valid: --finished_only)" >&2; exit 2 ;;
 esac
 if [ "${1:-}" = --finished_only ]; then
-  sweep partial "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS --finished_only
+  sweep partial "${DOOR100K[@]}" --grid env.task="$TASKS" "${ROW[@]}" --finished_only
   sweep partial_perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}" --finished_only
   sweep partial_oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}" --finished_only
   # door-open-v3's first pass (cells finished at 50k, not yet extended), not goal-checked
-  sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 --grid reward=$REWARDS \
+  sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 "${ROW[@]}" \
     --finished_only
-  sweep partial_ablations --grid env.task=door-open-v3 --grid reward=video,frame --finished_only
+  sweep partial_ablations "${ABLATIONS[@]}" --finished_only
   # the committed copies: experiments/results/table50k_partial*
   for f in runs/table50k/summary_partial*.{csv,png}; do
     if [ -f "$f" ]; then cp "$f" "experiments/results/$(basename "${f/summary_partial/table50k_partial}")"; fi
@@ -92,7 +98,7 @@ for task in ${TASKS//,/ }; do
   for pass in "${passes[@]}"; do
     if [ "$pass" = 50k ]; then budget=("${DOOR50K[@]}") name="${task}_50k"
     else budget=("${DOOR100K[@]}") name=$task; fi
-    sweep "row_$name" "${budget[@]}" --grid env.task="$task" --grid reward=$REWARDS
+    sweep "row_$name" "${budget[@]}" --grid env.task="$task" "${ROW[@]}"
     sweep "perstep_$name" "${budget[@]}" --grid env.task="$task" "${PERSTEP[@]}"
     if [[ ",$ORACLE_TASKS," == *",$task,"* ]]; then
       sweep "oracle_$name" "${budget[@]}" --grid env.task="$task" "${ORACLE[@]}"
@@ -100,9 +106,9 @@ for task in ${TASKS//,/ }; do
   done
   # after door-open-v3's 100k pass, not between its passes: the ablations need no
   # checkpoint, the 100k pass needs this machine's 50k ones (not kept in git)
-  if [ "$task" = door-open-v3 ]; then sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame; fi
+  if [ "$task" = door-open-v3 ]; then sweep ablations "${ABLATIONS[@]}"; fi
 done
-sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" --grid reward=$REWARDS
+sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" "${ROW[@]}"
 sweep perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}"
 sweep oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}"
-sweep ablations --grid env.task=door-open-v3 --grid reward=video,frame
+sweep ablations "${ABLATIONS[@]}"
