@@ -40,7 +40,8 @@ def main(pid, nproc, port, local_devices, out):
     mine = slice(jax.process_index() * n_local, (jax.process_index() + 1) * n_local)
     replay = rp.create_replay(cap * n_local, specs, num_devices=n_local)
     replay = rp.add(replay, {k: v[mine] for k, v in data.items()})
-    goal = {"video_latent": jax.numpy.ones((lat,)), "frame_feature": jax.numpy.ones((feat,))}
+    goal = {"video_latent": jax.numpy.ones((lat,)), "frame_feature": jax.numpy.ones((feat,)),
+            "frame_latents": jax.numpy.linspace(-1.0, 1.0, 5 * feat).reshape(5, feat)}
     step = agents.make_pmapped_train_step()
     state = distributed.replicate(state)
     for i in range(3):

@@ -204,7 +204,8 @@ def test_fused_step_runs_with_each_form(video_form, frame_form):
 # ----------------------------------------------------------------------------- config
 def test_config_fields_reach_the_agent_and_the_replay_columns():
     c = metaworld.get_config()
-    assert (c.reward.video_form, c.reward.frame_form) == ("score", "fz")
+    assert (c.reward.video_form, c.reward.frame_form) == ("progress", "bsim")
+    assert c.reward.video_progress_temperature == 0.1
     assert terms.POTENTIAL_COLUMN not in terms.extra_columns(c.reward)
     c.reward.video_form = "shaped"
     assert terms.POTENTIAL_COLUMN in terms.extra_columns(c.reward)
@@ -330,7 +331,7 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     config = metaworld.get_config("smoke")
     config.env.size = 16
     config.vae.update(channels=(4, 8), latent_channels=2)
-    config.reward.video_goal = "expert"
+    config.reward.update(video_goal="expert", video_form="score")  # (progress: below)
     write_reward_inputs(config, str(tmp_path))
     episodes = [(task, rng.integers(0, 256, (n + 1, 16, 16, 3), dtype=np.uint8), ok)
                 for task, n, ok in (("drawer-close-v3", 12, True), (config.env.task, 15, False),
@@ -354,6 +355,10 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     clip = demo[resample_indices(len(demo), enc.clip_len)]
     expected = enc._embed(clip[None])[0] - (enc.still(clip[:1])[0] if enc.centre else 0.0)
     np.testing.assert_allclose(enc.goal["video_latent"], expected, atol=1e-6)
+    config.reward.video_form = "progress"  # the frames it locates the agent's on: the demo's
+    enc = RewardEncoders(config, ctx, needs_vae=True)
+    np.testing.assert_allclose(enc.goal["frame_latents"], enc.phi(enc.goal_frames), atol=1e-6)
+    np.testing.assert_array_equal(enc.goal_frames, demo[resample_indices(len(demo), t)])
     config.env.task = "window-open-v3"
     with pytest.raises(ConfigError, match="env.task='window-open-v3'.*demos.tasks"):
         RewardEncoders(config, ctx, needs_vae=True)

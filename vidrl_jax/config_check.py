@@ -408,15 +408,16 @@ def validate(config, num_devices=1, defaults=None):
     _choice(config.reward.get("frame_form", "fz"), "reward.frame_form",
             reward_terms.FRAME_FORMS)
     if config.reward.get("video_form", "score") == "progress" and \
-            config.reward.frame_features != "vae":
+            float(config.reward.video) > 0 and config.reward.frame_features != "vae":
         raise ConfigError("reward.video_form=progress needs reward.frame_features=vae (it "
                           "compares VAE frame latents); use --config.reward.frame_features="
-                          "vae or another reward.video_form (score, shaped)")
+                          "vae, another reward.video_form (score, shaped) or "
+                          "--config.reward.video=0")
     if config.reward.get("video_form", "score") == "progress" and \
             not float(config.reward.get("video_progress_temperature", 0.02)) > 0:
         raise ConfigError(f"reward.video_progress_temperature="
                           f"{config.reward.video_progress_temperature!r} must be > 0; e.g. "
-                          f"--config.reward.video_progress_temperature=0.02")
+                          f"--config.reward.video_progress_temperature=0.1")
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)

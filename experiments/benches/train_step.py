@@ -37,6 +37,7 @@ from vidrl_jax.agents.state import agent_def_from_config, init_agent_state
 from vidrl_jax.agents.train_step import jit_train_step, train_step
 from vidrl_jax.data import replay as rp
 from vidrl_jax.rewards.terms import extra_columns
+from vidrl_jax.train.reward_inputs import needs_window
 
 
 def default_dims(config):
@@ -225,7 +226,10 @@ def make_fused_call(cfg, rows, dims=None):
     It calls the agent loop's own jitted step with the same key type, so in a process
     that also ran the agent loop at the same sizes it reuses that compilation."""
     feat, lat = dims or default_dims(cfg)
-    goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1}
+    lat = lat if needs_window(cfg) else 0  # as the agent loop: no window column unread
+    t = int(cfg.diffusion.clip_length)  # the goal video's frames (video_form=progress)
+    goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1,
+            "frame_latents": jnp.linspace(-1.0, 1.0, t * feat).reshape(t, feat)}
     defn = agent_def_from_config(cfg, 39, 4, feat, lat)
     specs = rp.column_specs((39,), 4, feat, lat, extra=extra_columns(cfg.reward))
     data = _fill(specs, rows)
@@ -255,7 +259,6 @@ def main(argv=None):
     from configs.metaworld import get_config
     cfg = get_config("default")
     cfg.agent.batch_size = args.batch
-    feat, lat = default_dims(cfg)
     device = _device()
     rows = []
 
@@ -320,7 +323,8 @@ def main(argv=None):
                       "bytes_per_transition": bpt,
                       "replay_gb_per_1m": round(bpt * 1e6 / 2 ** 30, 2),
                       "plain_vs_jaxrl": ratios,
-                      "feature_dim": feat, "latent_dim": lat, "device": device}), flush=True)
+                      "feature_dim": defn.feature_dim, "latent_dim": defn.latent_dim,
+                      "device": device}), flush=True)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,8 @@ class RewardEncoders:
             goal_latent = goal_latent - self.still(base[None])[0]
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
-        if config.reward.get("video_form", "score") == "progress":
+        if config.reward.get("video_form", "score") == "progress" and \
+                dict(reward_terms.active_terms(config.reward)).get("video"):
             if config.reward.frame_features != "vae":
                 raise ConfigError("reward.video_form=progress needs reward.frame_features="
                                   "vae (it compares VAE frame latents)")
