@@ -29,7 +29,7 @@
 # TASKS, ORACLE_TASKS: the tasks, comma-separated, in the order they run.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
-# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k*; the
+# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k{,_perstep,_oracle}*; the
 # ablations: summary_partial_ablations*) and
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
@@ -73,6 +73,10 @@ if [ "${1:-}" = --finished_only ]; then
   sweep partial_oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}" --finished_only
   # door-open-v3's first pass (cells finished at 50k, not yet extended), not goal-checked
   sweep partial_door50k "${DOOR50K[@]}" --grid env.task=door-open-v3 "${ROW[@]}" \
+    --finished_only
+  sweep partial_door50k_perstep "${DOOR50K[@]}" --grid env.task=door-open-v3 "${PERSTEP[@]}" \
+    --finished_only
+  sweep partial_door50k_oracle "${DOOR50K[@]}" --grid env.task=door-open-v3 "${ORACLE[@]}" \
     --finished_only
   sweep partial_ablations "${ABLATIONS[@]}" --finished_only
   # the committed copies: experiments/results/table50k_partial*
