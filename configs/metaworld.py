@@ -226,9 +226,9 @@ def _reward():
         # progress (at τ 0.1) and frame_form=bsim are the defaults since 2026-12-06, chosen
         # from issue #21's 50k table (README, Rewards): beside the dense reward they met
         # "≥ dense" on drawer-close and handle-press where score + fz missed it; alone they
-        # scored as score + fz on handle-press, window-open and door-open (drawer-close: 0.73 against
-        # 0.87); every term stays bounded, and the loop encodes one frame per step instead
-        # of the 17-frame video. Before: score, fz, τ 0.02.
+        # scored as score + fz on handle-press, window-open and door-open (drawer-close:
+        # 0.73 against 0.87); every term stays bounded, and the loop encodes one frame per
+        # step instead of the 17-frame video. Before: score, fz, τ 0.02.
         video_form="progress",       # score | shaped | progress
         video_progress_temperature=0.1,  # progress: softmax temperature (d² / goal span²)
         # The goal video's embedding: its decoded frames re-encoded (decoded), or the
