@@ -13,5 +13,6 @@ python -m experiments.sweep --config=configs/metaworld.py:genreward \
   --set seeds=3 --set agent.total_steps=20000 --set agent.replay_capacity=20000 \
   --set agent.eval_every=10000 --set agent.eval_episodes=10 --set agent.checkpoint_every=5000 \
   --set agent.log_every=1000 --set reward.video_stride=2 --set "agent.fb.hidden=(64,64)" \
-  --set reward.video_form=score --set reward.frame_form=fz --set reward.video_progress_temperature=0.02 \
+  --set reward.video_form=score --set reward.frame_form=fz \
+  --set reward.video_progress_temperature=0.02 \
   --workdir=runs/ab_fb64 --shared_dir=runs/ab_shared --grid env.task=drawer-close-v3,door-open-v3

@@ -11,15 +11,16 @@
 # Order, most information first: one task at a time, its row (the 4 rewards), then
 # the per-step A/B arm (genreward and genreward+dense with the Markov forms:
 # video_form=progress, frame_form=bsim, each term bounded; against the row's cells
-# with today's score and fz), then (ORACLE_TASKS) the oracle: the row's genreward with
-# a real expert demo as the goal video, which separates the reward's design from the
-# video model's quality; so a run stopped part-way leaves whole rows. door-open-v3's
+# with score and fz, the forms the table started with), then (ORACLE_TASKS) the
+# oracle: the row's genreward with a real expert demo as the goal video, which
+# separates the reward's design from the video model's quality; so a run stopped
+# part-way leaves whole rows. door-open-v3's
 # cells run in two passes: all of them to 50k (replay capacity 100k already), then all
 # extended to 100k from their final checkpoints (a raised agent.total_steps goes on, as
 # a 100k run would), so its whole row at 50k comes before any cell's 100k; after the
 # 100k pass (which needs the 50k checkpoints of this machine, not kept in git, so it
 # comes as early as it can), the ablations on door-open-v3 at 50k: video term only,
-# frame term only (today's forms; the bounded frame forms were A/B'd alone by
+# frame term only (score and fz; the bounded frame forms were A/B'd alone by
 # ab_frame_forms.sh).
 # door-open-v3 comes first: the other tasks' cells were finished on a machine whose
 # runs/ was lost on 2026-12-06 (their summaries: experiments/results/table50k_lost/),
@@ -29,8 +30,8 @@
 # TASKS, ORACLE_TASKS: the tasks, comma-separated, in the order they run.
 # `bash experiments/table.sh --finished_only` runs nothing and summarises the finished
 # cells (runs/table50k/summary_partial*.{csv,png}, summary_partial_{perstep,oracle}*;
-# door-open-v3's cells finished at 50k and not yet extended: summary_partial_door50k{,_perstep,_oracle}*; the
-# ablations: summary_partial_ablations*) and
+# door-open-v3's cells finished at 50k and not yet extended:
+# summary_partial_door50k{,_perstep,_oracle}*; the ablations: summary_partial_ablations*) and
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
 # experiments/results/table50k_partial* and table50k_goals_partial.md, to commit.
@@ -54,15 +55,15 @@ DOOR100K=("${DOOR50K[@]}" --set_for env.task=door-open-v3:agent.total_steps=1000
 # The rows, oracles and ablations pin the reward forms the table started with (the
 # defaults until 2026-12-06), so that a change of the defaults changes none of their
 # cells (a finished cell's record, an unfinished cell's checkpoint); the arm sets its own.
-TODAY=(--set reward.video_form=score --set reward.frame_form=fz
-       --set reward.video_progress_temperature=0.02)
+START_FORMS=(--set reward.video_form=score --set reward.frame_form=fz
+             --set reward.video_progress_temperature=0.02)
 PERSTEP=(--grid reward=genreward,genreward+dense --grid reward.video_form=progress
          --grid reward.frame_form=bsim --set reward.video_progress_temperature=0.1)
 TASKS=${TASKS:-door-open-v3,drawer-close-v3,handle-press-v3,window-open-v3}
 ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,door-open-v3}
-ORACLE=("${TODAY[@]}" --grid reward=genreward --grid reward.video_goal=expert)
-ROW=("${TODAY[@]}" --grid reward=dense,sparse,genreward,genreward+dense)
-ABLATIONS=("${TODAY[@]}" --grid env.task=door-open-v3 --grid reward=video,frame)
+ORACLE=("${START_FORMS[@]}" --grid reward=genreward --grid reward.video_goal=expert)
+ROW=("${START_FORMS[@]}" --grid reward=dense,sparse,genreward,genreward+dense)
+ABLATIONS=("${START_FORMS[@]}" --grid env.task=door-open-v3 --grid reward=video,frame)
 case "${1:-}" in
   ""|--finished_only) ;;
   *) echo "error: experiments/table.sh: unknown argument '$1' (valid: --finished_only)" >&2; exit 2 ;;
