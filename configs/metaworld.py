@@ -231,6 +231,10 @@ def _reward():
         # step instead of the 17-frame video. Before: score, fz, τ 0.02.
         video_form="progress",       # score | shaped | progress
         video_progress_temperature=0.1,  # progress: softmax temperature (d² / goal span²)
+        # progress: × exp(-d_min/σ), d_min the new frame's distance (d² / goal span²) to
+        # the nearest goal frame, so a pose off the goal video's path earns little
+        # (vidrl_jax/rewards/video_level.frame_progress); 0 = no gate.
+        video_progress_gate=0.0,
         # The goal video's embedding: its decoded frames re-encoded (decoded), or the
         # latents the diffusion model sampled (sampled: their mean over goal.num_videos,
         # no decoder round trip); expert: the oracle ablation, a real expert demo of the

@@ -34,12 +34,19 @@ beside them, on the VAE:
                     is refreshed (the others pay (γ−1)Φ_t), the informative figure.
   vae/frame/progress[_tX]   the frame's single-frame VAE latent located on the goal
                     video's frames (vidrl_jax/rewards/video_level.frame_progress), in
-                    [0, 1], every step, at the configured temperature (and at X).
+                    [0, 1], every step, at the configured temperature and gate (and
+                    at temperature X).
+  vae/frame/progress_gX  the same with reward.video_progress_gate X (the configured
+                    temperature): progress × exp(-d_min/X), d_min the frame's distance
+                    to the nearest goal frame.
 
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,
 reward) over windows ending up to the first success; expert of the task vs
-experts of other tasks ROC-AUC. Written to DIR/goal/metrics.json under
+experts of other tasks ROC-AUC; with --agent_gifs, expert vs agent ROC-AUC (the GIFs'
+256-colour palette shifts the frames a little: read an expert's episode through it to
+size the shift). Each group's mean per-step reward (`mean_reward`) and mean reward at
+its last step (`final_reward`) are kept beside them. Written to DIR/goal/metrics.json under
 `reward_quality.<task>` (other keys of the file are kept) and printed.
 """
 import json
@@ -68,6 +75,10 @@ _OTHER = flags.DEFINE_integer("other_tasks", 3, "Number of other tasks whose exp
 _WINDOW = flags.DEFINE_integer("window", None, "Window length W (default config reward.window or 16).")
 _STRIDE = flags.DEFINE_integer("stride", 4, "Steps between window ends.")
 _SEED = flags.DEFINE_integer("seed", 0, "Base seed of the evaluation episodes.")
+_AGENT_GIFS = flags.DEFINE_list(
+    "agent_gifs", [], "GIFs of trained agents' episodes (e.g. <cell>/agent/eval_last.gif), "
+    "comma-separated: an `agent` group, scored beside the expert's (does the reward pay "
+    "what the agent learned more than what the expert does?).")
 
 SEED_BASE = 7_000_000  # evaluation episodes use seeds far from the demo seeds
 NOISE_LADDER = (0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
@@ -171,7 +182,8 @@ def windows_of(frames, mode, window, length, stride):
 
 REWARDS = ("cosine", "centred_cosine", "centred_distance")
 MODES = ("episode", "last")
-PROGRESS_TEMPERATURES = (0.1,)  # besides the configured one
+PROGRESS_TEMPERATURES = (0.02, 0.1)  # besides the configured one
+PROGRESS_GATES = (0.1, 0.2)  # besides the configured one, at the configured temperature
 
 
 def configured_key():
@@ -247,7 +259,7 @@ class Scorer:
                 out[f"{k}/{mode}/centred_distance"] = video_reward(gc, wc, "distance")
         return ends, {k: np.asarray(v) for k, v in out.items()}
 
-    def step_rewards(self, frames, stride, ends, scores, score_key, gamma, temperature):
+    def step_rewards(self, frames, stride, ends, scores, score_key, gamma, temperature, gate):
         """The per-step forms (module docstring): {key: (ends, rewards, all_steps)}:
         ends/rewards what the progress Spearman reads, all_steps [L] the per-step
         rewards (episode score: their mean). `ends`, `scores`: rewards()'s output;
@@ -266,10 +278,12 @@ class Scorer:
         steps = shaped_steps(ends, scores[score_key], phi0, length, gamma)
         out = {f"vae/{mode}/shaped_{kind}": (ends, steps[np.asarray(ends) - 1], steps)}
         lat = self.frame_latents(frames[1:])
-        for tau in (temperature,) + tuple(t for t in PROGRESS_TEMPERATURES if t != temperature):
-            p = np.asarray(frame_progress(self.goal_frame_latents, lat, tau))
-            key = "vae/frame/progress" + ("" if tau == temperature else f"_t{tau:g}")
-            out[key] = (np.arange(1, length + 1), p, p)
+        variants = [("", temperature, gate)]
+        variants += [(f"_t{t:g}", t, gate) for t in PROGRESS_TEMPERATURES if t != temperature]
+        variants += [(f"_g{g:g}", temperature, g) for g in PROGRESS_GATES if g != gate]
+        for suffix, tau, sigma in variants:
+            p = np.asarray(frame_progress(self.goal_frame_latents, lat, tau, sigma))
+            out["vae/frame/progress" + suffix] = (np.arange(1, length + 1), p, p)
         return out
 
     @property
@@ -306,7 +320,11 @@ def quality(groups, scores):
             keep = s["ends"] <= e["first_success"]
             prog.append((s["ends"][keep], s["rewards"][keep]))
     out["spearman_progress"] = mean_spearman(prog)
+    if "agent" in ep:
+        out["auc_expert_vs_agent"] = roc_auc(ep["expert"], ep["agent"])
     out["mean_reward"] = {g: float(np.mean(v)) if v else None for g, v in ep.items()}
+    out["final_reward"] = {g: float(np.mean([s["final"] for s in scores[g]]))
+                           if scores[g] else None for g in scores}
     return out
 
 
@@ -385,12 +403,22 @@ def main(argv):
                        for ep in collect(t, env_cfg, range(base + 300 + 10 * j,
                                                            base + 300 + 10 * j + max(n // 2, 2)),
                                          "expert")]
+    if _AGENT_GIFS.value:
+        from vidrl_jax.utils.video_io import read_gif
+        groups["agent"] = [dict(frames=read_gif(p), success=None, first_success=None,
+                                task=task, seed=None, path=p) for p in _AGENT_GIFS.value]
+        bad = [e["path"] for e in groups["agent"]
+               if e["frames"].shape[1:] != goal_frames.shape[1:]]
+        if bad:
+            raise VidrlError(f"--agent_gifs: {bad[0]} has frames of another size than the "
+                             f"goal video's {goal_frames.shape[1:]}")
     logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
                  time.time() - t0)
     from configs.metaworld import get_config
     defaults = get_config()
     gamma = float(defaults.agent.discount)
     temperature = float(defaults.reward.video_progress_temperature)
+    gate = float(defaults.reward.video_progress_gate)
     per = {}
     for g, eps in groups.items():
         for e in eps:
@@ -399,7 +427,7 @@ def main(argv):
                 per.setdefault(k, {}).setdefault(g, []).append(
                     {"ends": ends, "rewards": v, "mean": float(np.mean(v)), "final": float(v[-1])})
             forms = scorer.step_rewards(e["frames"], _STRIDE.value, ends, r, configured_key(),
-                                        gamma, temperature)
+                                        gamma, temperature, gate)
             for k, (f_ends, v, steps) in forms.items():
                 per.setdefault(k, {}).setdefault(g, []).append(
                     {"ends": f_ends, "rewards": v, "mean": float(np.mean(steps)),
@@ -411,11 +439,14 @@ def main(argv):
         "configured": configured_key(),
         "rewards": {k: quality(groups, v) for k, v in per.items()},
         "episodes": {g: len(v) for g, v in groups.items()},
-        "success_rate": {g: float(np.mean([e["success"] for e in v])) for g, v in groups.items()},
+        "success_rate": {g: float(np.mean([e["success"] for e in v]))
+                         for g, v in groups.items() if g != "agent"},
+        "agent_gifs": _AGENT_GIFS.value,
         "noise_std": noise, "noise_calibration": rates,
         "other_tasks": others,
         "window": window, "stride": _STRIDE.value, "goal_length": scorer.length,
         "shaped_discount": gamma, "progress_temperature": temperature,
+        "progress_gate": gate,
         "vae_dir": os.path.join(workdir, "autoencoder"),
         "holdout_task": _read_json(os.path.join(workdir, "autoencoder", "config.json")).get(
             "diffusion.holdout_task"),
@@ -436,15 +467,24 @@ def main(argv):
 
 def format_table(result):
     """A Markdown table of the headline metrics of every reward in `result`."""
-    cols = ("auc_expert_vs_random", "auc_noisy_success_vs_fail", "spearman_progress",
-            "auc_expert_vs_other_task_experts")
+    cols = {"auc_expert_vs_random": "expert/random AUC",
+            "auc_noisy_success_vs_fail": "noisy succ/fail AUC",
+            "spearman_progress": "progress Spearman",
+            "auc_expert_vs_other_task_experts": "expert/other-task AUC"}
+    agent = bool(result.get("agent_gifs"))
+    if agent:
+        cols["auc_expert_vs_agent"] = "expert/agent AUC"
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    head = list(cols.values()) + (["per step: expert / agent"] if agent else [])
     lines = [f"{result['task']}, goal: {result['goal']}",
-             "| reward | expert/random AUC | noisy succ/fail AUC | progress Spearman "
-             "| expert/other-task AUC |", "|---|---|---|---|---|"]
+             "| reward | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for key, q in result["rewards"].items():
         mark = " (configured)" if key == result["configured"] else ""
-        lines.append(f"| {key}{mark} | " + " | ".join(fmt(q[c]) for c in cols) + " |")
+        cells = [fmt(q[c]) for c in cols]
+        if agent:
+            per_step = q["mean_reward"]
+            cells.append(f"{fmt(per_step['expert'])} / {fmt(per_step['agent'])}")
+        lines.append(f"| {key}{mark} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

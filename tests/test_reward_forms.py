@@ -142,6 +142,36 @@ def test_progress_locates_the_frame_on_the_goal_video_and_is_bounded():
                                atol=0.02)
 
 
+def test_progress_gate_keeps_the_path_and_drops_poses_off_it():
+    """video_progress_gate σ: on the goal video's path progress is unchanged (d_min = 0);
+    a pose off the path whose nearest goal frame is the last (ungated: ≈ 1, what an
+    agent on door-open-v3 learned to hold) earns ≈ exp(-d_min/σ)."""
+    on = GOAL_FRAMES[[1, 3, 5]]
+    np.testing.assert_allclose(frame_progress(GOAL_FRAMES, on, 0.005, gate=0.1),
+                               frame_progress(GOAL_FRAMES, on, 0.005), atol=0.02)
+    off = GOAL_FRAMES[-1:] + (T - 1) * 0.5 * np.eye(P, dtype=np.float32)[1]  # d_min ≈ 0.25
+    ungated = float(frame_progress(GOAL_FRAMES, off, 0.005)[0])
+    gated = float(frame_progress(GOAL_FRAMES, off, 0.005, gate=0.1)[0])
+    assert ungated > 0.95
+    np.testing.assert_allclose(gated, ungated * np.exp(-0.25 / 0.1), rtol=0.05)
+    b = _batch()
+    b["next_phi"] = np.concatenate([on, off])
+    _, fn = _terms(video_form="progress", video_progress_temperature=0.005,
+                   video_progress_gate=0.1)["video"]
+    np.testing.assert_allclose(fn({}, b, GOAL), frame_progress(
+        GOAL_FRAMES, b["next_phi"], 0.005, gate=0.1), atol=1e-6)
+
+
+def test_negative_progress_gate_is_refused_naming_the_field():
+    c = metaworld.get_config()
+    c.reward.video_progress_gate = -0.1
+    with pytest.raises(ConfigError, match="reward.video_progress_gate=-0.1 must be >= 0"):
+        config_check.validate(c)
+    from vidrl_jax.agents.state import agent_def_from_config
+    with pytest.raises(ConfigError, match="video_progress_gate"):
+        agent_def_from_config(c, 39, 4, P, D)
+
+
 # ----------------------------------------------------------------------------- frame forms
 @pytest.fixture(scope="module")
 def state():
@@ -206,6 +236,7 @@ def test_config_fields_reach_the_agent_and_the_replay_columns():
     c = metaworld.get_config()
     assert (c.reward.video_form, c.reward.frame_form) == ("progress", "bsim")
     assert c.reward.video_progress_temperature == 0.1
+    assert c.reward.video_progress_gate == 0.0
     assert terms.POTENTIAL_COLUMN not in terms.extra_columns(c.reward)
     c.reward.video_form = "shaped"
     assert terms.POTENTIAL_COLUMN in terms.extra_columns(c.reward)
@@ -306,16 +337,19 @@ def test_eval_reward_scores_the_per_step_forms():
     scorer = eval_reward.Scorer(cfg, params, frames[resample_indices(13, 9)], window=8)
     ends, r = scorer.rewards(frames, stride=4)
     key = "vae/episode/centred_distance"
-    forms = scorer.step_rewards(frames, 4, ends, r, key, GAMMA, 0.02)
+    forms = scorer.step_rewards(frames, 4, ends, r, key, GAMMA, 0.02, 0.0)
     assert set(forms) == {"vae/episode/shaped_centred_distance", "vae/frame/progress",
-                          "vae/frame/progress_t0.1"}
+                          "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
+                          "vae/frame/progress_g0.2"}
     f_ends, at_ends, all_steps = forms["vae/episode/shaped_centred_distance"]
     assert len(all_steps) == 12 and list(f_ends) == list(ends)
     ret = sum(GAMMA ** t * x for t, x in enumerate(all_steps))
     np.testing.assert_allclose(ret, GAMMA ** 12 * r[key][-1] + 1.0, atol=1e-5)
-    for k in ("vae/frame/progress", "vae/frame/progress_t0.1"):
+    for k in ("vae/frame/progress", "vae/frame/progress_t0.1", "vae/frame/progress_g0.1"):
         p_ends, p, p_all = forms[k]
         assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
+    # the gate only lowers progress (exp(-d_min/σ) <= 1)
+    assert np.all(forms["vae/frame/progress_g0.1"][1] <= forms["vae/frame/progress"][1] + 1e-6)
 
 
 def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):

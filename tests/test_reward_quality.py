@@ -93,3 +93,34 @@ def test_eval_reward_scorer_goal_episode_scores_best():
     _, r2 = from_latents.rewards(frames, stride=5)
     for k in r:
         np.testing.assert_allclose(r2[k], r[k], atol=1e-5)
+
+
+def test_read_gif_restores_merged_frames_and_eval_reward_scores_an_agent_group(tmp_path):
+    """save_gif merges repeated frames (a still agent); read_gif repeats them back to
+    their duration. eval_reward's `agent` group (--agent_gifs) gets an expert-vs-agent
+    AUC and its per-step and final rewards beside the other groups'."""
+    from experiments import eval_reward
+    from vidrl_jax.utils.video_io import read_gif, save_gif
+    frames = np.zeros((7, 8, 8, 3), np.uint8)
+    for t, c in enumerate([(0, 0, 0), (255, 0, 0), (255, 0, 0), (255, 0, 0), (0, 255, 0),
+                           (0, 255, 0), (0, 0, 255)]):
+        frames[t, 2:5, 2:5] = c
+    path = str(tmp_path / "episode.gif")
+    save_gif(path, frames)
+    np.testing.assert_array_equal(read_gif(path), frames)
+
+    def scores(means):
+        return [{"mean": m, "final": 2 * m, "ends": np.arange(3), "rewards": np.full(3, m)}
+                for m in means]
+    groups = {"expert": [{"success": True, "first_success": 2}] * 2,
+              "random": [{"success": False}] * 2,
+              "noisy": [{"success": True}, {"success": False}],
+              "agent": [{"success": None}] * 2}
+    q = eval_reward.quality(groups, {"expert": scores([0.4, 0.5]), "random": scores([0.1, 0.2]),
+                                     "noisy": scores([0.3, 0.2]), "agent": scores([0.8, 0.9])})
+    assert q["auc_expert_vs_agent"] == 0.0 and q["auc_expert_vs_random"] == 1.0
+    np.testing.assert_allclose(q["mean_reward"]["agent"], 0.85)
+    np.testing.assert_allclose(q["final_reward"]["expert"], 0.9)
+    result = {"task": "door-open-v3", "goal": "g", "configured": "x", "agent_gifs": [path],
+              "rewards": {"vae/frame/progress": q}}
+    assert "| 0.45 / 0.85 |" in eval_reward.format_table(result)

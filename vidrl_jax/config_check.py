@@ -418,6 +418,10 @@ def validate(config, num_devices=1, defaults=None):
         raise ConfigError(f"reward.video_progress_temperature="
                           f"{config.reward.video_progress_temperature!r} must be > 0; e.g. "
                           f"--config.reward.video_progress_temperature=0.1")
+    if not float(config.reward.get("video_progress_gate", 0.0)) >= 0:
+        raise ConfigError(f"reward.video_progress_gate={config.reward.video_progress_gate!r} "
+                          f"must be >= 0 (0: no gate); e.g. "
+                          f"--config.reward.video_progress_gate=0.1")
     _choice(config.diffusion.schedule, "diffusion.schedule", ("linear", "cosine"))
     _choice(config.diffusion.prediction, "diffusion.prediction", ("eps", "v"))
     _choice(config.diffusion.target, "diffusion.target", TARGETS)

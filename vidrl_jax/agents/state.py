@@ -54,6 +54,7 @@ class AgentDef:
     video_metric: str = "cosine"     # see vidrl_jax/rewards/video_level.py
     video_form: str = "score"        # score | shaped | progress (rewards/terms.py)
     video_progress_temperature: float = 0.02  # video_form=progress: softmax temperature
+    video_progress_gate: float = 0.0  # video_form=progress: off-path gate σ (0: none)
     frame_form: str = "fz"           # fz | fz_scaled | bsim (rewards/terms.py)
 
     @property
@@ -137,6 +138,10 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
     if video_form == "progress" and not temperature > 0:
         raise ConfigError(f"config.reward.video_progress_temperature={temperature} must be "
                           "> 0; e.g. 0.02")
+    gate = float(r.get("video_progress_gate", 0.0))
+    if not gate >= 0:
+        raise ConfigError(f"config.reward.video_progress_gate={gate} must be >= 0 (0: no "
+                          "gate); e.g. 0.1")
     if video_form == "progress" and any(n == "video" for n, _ in active) and feature_dim <= 0:
         raise ConfigError("config.reward.video_form='progress' needs frame features: pass "
                           "feature_dim > 0")
@@ -159,6 +164,7 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
         reward_terms=tuple(active), reward_normalize=bool(config.reward.normalize),
         video_metric=str(config.reward.get("video_metric", "cosine")),
         video_form=str(video_form), video_progress_temperature=temperature,
+        video_progress_gate=gate,
         frame_form=str(frame_form))
 
 

@@ -66,7 +66,7 @@ def _make_video(defn):
             return defn.discount * score(batch, goal) - batch[POTENTIAL_COLUMN]
         if form == "progress":
             return frame_progress(goal["frame_latents"], batch["next_phi"],
-                                  defn.video_progress_temperature)
+                                  defn.video_progress_temperature, defn.video_progress_gate)
         return score(batch, goal)
     return video
 

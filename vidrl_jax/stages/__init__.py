@@ -112,7 +112,7 @@ class StageContext:
 ADDED_FIELDS = {"vae": {"dtype": "float32"},
                 "diffusion": {"dtype": "float32", "target": "latents", "text": "table"},
                 "reward": {"video_goal": "decoded", "video_form": "score", "frame_form": "fz",
-                           "video_progress_temperature": 0.02}}
+                           "video_progress_temperature": 0.02, "video_progress_gate": 0.0}}
 
 
 def _with_added_fields(recorded):

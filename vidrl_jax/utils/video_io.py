@@ -1,4 +1,5 @@
-"""Writing frames and videos people can look at (PNG, animated GIF)."""
+"""Writing frames and videos people can look at (PNG, animated GIF), and reading GIFs
+back."""
 import io
 import os
 
@@ -36,6 +37,22 @@ def gif_bytes(frames, fps=10, scale=1):
 def save_gif(path, frames, fps=10, scale=1):
     """Writes `frames` (T,H,W,3) as an animated GIF at `path` (atomically)."""
     _atomic_write(path, gif_bytes(frames, fps, scale))
+
+
+def read_gif(path, fps=10):
+    """The frames [T,H,W,3] uint8 of an animated GIF written by `save_gif` at `fps`.
+
+    GIF keeps 256 colours per frame, and the writer merges repeated frames into one of
+    longer duration: each is repeated back to its duration (a still agent's frames
+    return as they were, up to the palette).
+    """
+    out = []
+    with Image.open(path) as im:
+        for i in range(im.n_frames):
+            im.seek(i)
+            repeat = max(1, round(im.info.get("duration", 1000 / fps) * fps / 1000))
+            out += [np.array(im.convert("RGB"))] * repeat
+    return np.stack(out)
 
 
 def save_png(path, image):

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# (bash experiments/ab_progress_gate.sh) A/B for issue #21: the progress video term with
+# its off-path gate (reward.video_progress_gate=0.1: progress × exp(-d_min/0.1)), against
+# the table's per-step arm without it (runs/table50k's
+# task=window-open-v3_reward=genreward_video_form=progress_frame_form=bsim: success 0.00,
+# the agent held an off-path arm pose that progress pays 0.76 per step against the
+# expert's 0.51). Same settings as that cell: genreward (no env reward), progress τ 0.1 +
+# bsim, 3 seeds × 50k env steps, 10 eval episodes every 10k, the video models of
+# runs/ab_shared. Resumable: re-run it. Finished cells' records are kept in
+# experiments/results/ab_progress_gate/ (commit them).
+set -e
+cd "$(dirname "$0")/.."
+python -m experiments.sweep --config=configs/metaworld.py \
+  --set seeds=3 --set agent.total_steps=50000 --set agent.replay_capacity=50000 \
+  --set agent.eval_every=10000 --set agent.eval_episodes=10 \
+  --set agent.checkpoint_every=5000 --set agent.log_every=1000 \
+  --set reward.video_form=progress --set reward.frame_form=bsim \
+  --set reward.video_progress_temperature=0.1 \
+  --workdir=runs/ab_progress_gate --shared_dir=runs/ab_shared \
+  --records=experiments/results/ab_progress_gate \
+  --grid env.task=window-open-v3 --grid reward=genreward --grid reward.video_progress_gate=0.1
