@@ -7,7 +7,10 @@
 # expert's 0.51). Same settings as that cell: genreward (no env reward), progress τ 0.1 +
 # bsim, 3 seeds × 50k env steps, 10 eval episodes every 10k, the video models of
 # runs/ab_shared. Resumable: re-run it. Finished cells' records are kept in
-# experiments/results/ab_progress_gate/ (commit them).
+# experiments/results/ab_progress_gate/ (commit them), the summary as
+# experiments/results/ab_progress_gate{,_terms}.csv and .png.
+# genreward: run 2026-12-06, 0.00 (README, "Progress's off-path gate"). genreward+dense
+# (against the arm's 0.00 there, where ungated progress outbid the dense reward): to run.
 set -e
 cd "$(dirname "$0")/.."
 python -m experiments.sweep --config=configs/metaworld.py \
@@ -18,4 +21,4 @@ python -m experiments.sweep --config=configs/metaworld.py \
   --set reward.video_progress_temperature=0.1 \
   --workdir=runs/ab_progress_gate --shared_dir=runs/ab_shared \
   --records=experiments/results/ab_progress_gate \
-  --grid env.task=window-open-v3 --grid reward=genreward --grid reward.video_progress_gate=0.1
+  --grid env.task=window-open-v3 --grid reward=genreward,genreward+dense --grid reward.video_progress_gate=0.1
