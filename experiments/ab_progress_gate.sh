@@ -21,4 +21,5 @@ python -m experiments.sweep --config=configs/metaworld.py \
   --set reward.video_progress_temperature=0.1 \
   --workdir=runs/ab_progress_gate --shared_dir=runs/ab_shared \
   --records=experiments/results/ab_progress_gate \
-  --grid env.task=window-open-v3 --grid reward=genreward,genreward+dense --grid reward.video_progress_gate=0.1
+  --grid env.task=window-open-v3 --grid reward=genreward,genreward+dense \
+  --grid reward.video_progress_gate=0.1
