@@ -136,13 +136,27 @@ def cell_command(config, cell, sets, workdir, shared_dir, stages=""):
 
 def copy_record(src, dst):
     """Copy a cell's RECORD_FILES that exist from folder src to folder dst, each
-    atomically, results.json last."""
+    atomically, results.json last. metrics.jsonl is cut at results.json's env_steps:
+    a finished cell being extended (a raised agent.total_steps) logs past its record."""
     os.makedirs(dst, exist_ok=True)
+    up_to = _recorded_env_steps(src)
     for name in RECORD_FILES:
         if os.path.exists(os.path.join(src, name)):
             tmp = os.path.join(dst, name + ".tmp")
-            shutil.copyfile(os.path.join(src, name), tmp)
+            if name == "metrics.jsonl" and up_to is not None:
+                with open(os.path.join(src, name)) as f, open(tmp, "w") as out:
+                    out.writelines(line for line in f if json.loads(line)["step"] <= up_to)
+            else:
+                shutil.copyfile(os.path.join(src, name), tmp)
             os.replace(tmp, os.path.join(dst, name))
+
+
+def _recorded_env_steps(cell_dir):
+    path = os.path.join(cell_dir, "results.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f).get("env_steps")
 
 
 def restore_record(record_dir, workdir, cell, sets):
@@ -253,15 +267,18 @@ def plot_summary(rows, path):
     save_figure(path, fig)
 
 
-def term_curves(metrics_path):
+def term_curves(metrics_path, up_to=None):
     """A run's metrics.jsonl -> ({term: (env_steps [N], running std [N])},
-    (eval env_steps [E], eval success [E])). A step logged twice (a run resumed from
-    an earlier checkpoint) keeps its last value."""
+    (eval env_steps [E], eval success [E])), steps after `up_to` left out (a finished
+    cell being extended). A step logged twice (a run resumed from an earlier
+    checkpoint) keeps its last value."""
     stds, success = {}, {}
     prefix, suffix = "agent/reward_running/", "_std"
     with open(metrics_path) as f:
         for line in f:
             m = json.loads(line)
+            if up_to is not None and m["step"] > up_to:
+                continue
             for key, value in m.items():
                 if key.startswith(prefix) and key.endswith(suffix):
                     stds.setdefault(key[len(prefix):-len(suffix)], {})[m["step"]] = value
@@ -288,7 +305,8 @@ def plot_terms(cells, path, columns=4):
                              squeeze=False)
     for ax in axes.flat[len(cells):]:
         ax.axis("off")
-    curves = [term_curves(metrics_path) for _, metrics_path in cells]
+    curves = [term_curves(metrics_path, _recorded_env_steps(os.path.dirname(metrics_path)))
+              for _, metrics_path in cells]
     colors = {}  # one color per term in every panel
     for terms, _ in curves:
         for term in terms:

@@ -207,6 +207,14 @@ def test_records_keep_finished_cells_for_a_fresh_machine(tmp_path, monkeypatch, 
     sweep.main(args + ["--workdir", str(lost)])
     kept = records / "task=door-open-v3"
     assert sorted(p.name for p in kept.iterdir()) == ["metrics.jsonl", "results.json"]
+    # a finished cell being extended logs past its results.json: its record stops there
+    with open(lost / "task=door-open-v3" / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 12, "agent/reward_running/env_dense_std": 9.0}) + "\n")
+    sweep.copy_record(str(lost / "task=door-open-v3"), str(kept))
+    assert [json.loads(x)["step"] for x in (kept / "metrics.jsonl").read_text().splitlines()] \
+        == [10]
+    terms, _ = sweep.term_curves(str(lost / "task=door-open-v3" / "metrics.jsonl"), up_to=10)
+    assert terms == {"env_dense": ([10], [0.25])}
     assert not (records / "task=drawer-close-v3").exists()  # unfinished: nothing kept
     assert len(ran) == 1 and "drawer-close-v3" in " ".join(ran[0])
     fresh = tmp_path / "fresh"
@@ -217,7 +225,7 @@ def test_records_keep_finished_cells_for_a_fresh_machine(tmp_path, monkeypatch, 
     assert "task=door-open-v3: finished, skipped" in out
     assert len(ran) == 1 and "drawer-close-v3" in " ".join(ran[0])
     assert (fresh / "task=door-open-v3" / "metrics.jsonl").read_text() == \
-        (lost / "task=door-open-v3" / "metrics.jsonl").read_text()
+        (kept / "metrics.jsonl").read_text()
     assert (fresh / "summary.csv").read_text().splitlines()[1].startswith("task=door-open-v3,1,")
     other = tmp_path / "other"
     ran.clear()
