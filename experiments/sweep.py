@@ -292,8 +292,9 @@ def term_curves(metrics_path, up_to=None):
 
 
 def plot_terms(cells, path, columns=4):
-    """summary_terms.png: a panel per cell [(name, metrics.jsonl path)]: each reward
-    term's running std against env steps (log scale), eval success on the right axis."""
+    """summary_terms.png: a panel per cell [(name, metrics.jsonl path, last env step or
+    None)]: each reward term's running std against env steps (log scale), eval success
+    on the right axis."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -305,13 +306,12 @@ def plot_terms(cells, path, columns=4):
                              squeeze=False)
     for ax in axes.flat[len(cells):]:
         ax.axis("off")
-    curves = [term_curves(metrics_path, _recorded_env_steps(os.path.dirname(metrics_path)))
-              for _, metrics_path in cells]
+    curves = [term_curves(metrics_path, up_to) for _, metrics_path, up_to in cells]
     colors = {}  # one color per term in every panel
     for terms, _ in curves:
         for term in terms:
             colors.setdefault(term, f"C{len(colors)}")
-    for ax, (name, _), (terms, (eval_x, eval_y)) in zip(axes.flat, cells, curves):
+    for ax, (name, _, _), (terms, (eval_x, eval_y)) in zip(axes.flat, cells, curves):
         for term, (x, y) in terms.items():
             ax.semilogy(x, y, color=colors[term], label=f"{term} std")
         right = ax.twinx()
@@ -396,9 +396,9 @@ def main(argv=None):
                 f.write(text)
         plot_summary(rows, os.path.join(args.workdir, "summary.png"))
         metrics = [(" ".join(cell_name([part]) for part in cell),
-                    os.path.join(args.workdir, cell_name(cell), "metrics.jsonl"))
-                   for cell, _ in rows]
-        metrics = [(name, path) for name, path in metrics if os.path.exists(path)]
+                    os.path.join(args.workdir, cell_name(cell), "metrics.jsonl"),
+                    record.get("env_steps")) for cell, record in rows]
+        metrics = [m for m in metrics if os.path.exists(m[1])]
         if metrics:
             plot_terms(metrics, os.path.join(args.workdir, "summary_terms.png"))
         print(md)

@@ -134,7 +134,7 @@ def test_term_curves_keep_the_last_value_of_a_step_logged_twice_and_plot(tmp_pat
     assert terms == {"frame": ([1000, 2000], [3.0, 4.0]), "video": ([1000], [0.1])}
     assert success == ([0, 2000], [0.0, 0.5])
     png = str(tmp_path / "summary_terms.png")
-    sweep.plot_terms([("reward=genreward", str(path))] * 5, png)  # 2 rows of panels
+    sweep.plot_terms([("reward=genreward", str(path), None)] * 5, png)  # 2 rows of panels
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
