@@ -299,6 +299,22 @@ class Scorer:
         return map_fixed_batches(self._phi, frames, batch)
 
 
+def read_agent_gif(path, frame_shape):
+    """An --agent_gifs episode's frames [T,H,W,3], read before any episode is collected;
+    a missing or unreadable file, or frames of another size than the goal video's
+    (frame_shape), is a VidrlError naming the flag."""
+    from vidrl_jax.utils.video_io import read_gif
+    try:
+        frames = read_gif(path)
+    except (OSError, ValueError) as e:  # (PIL's UnidentifiedImageError is an OSError)
+        raise VidrlError(f"--agent_gifs: cannot read {path} as a GIF ({e}); pass an "
+                         f"agent's eval_last.gif") from None
+    if frames.shape[1:] != tuple(frame_shape):
+        raise VidrlError(f"--agent_gifs: {path} has frames of {frames.shape[1:]}, not the "
+                         f"goal video's {tuple(frame_shape)}")
+    return frames
+
+
 def quality(groups, scores):
     """The metrics of one reward given per-episode scores; see the module docstring."""
     import numpy as np
@@ -386,6 +402,8 @@ def main(argv):
                      f"success, resampled to {length} frames")
     window = _WINDOW.value or 16
     scorer = Scorer(cfg, params, goal_frames, window, goal_latents, first_frame)
+    agent = [dict(frames=read_agent_gif(p, goal_frames.shape[1:]), success=None,
+                  first_success=None, task=task, seed=None) for p in _AGENT_GIFS.value]
 
     n, base = _EPISODES.value, SEED_BASE + 1000 * _SEED.value
     if _NOISE.value == "auto":
@@ -403,15 +421,8 @@ def main(argv):
                        for ep in collect(t, env_cfg, range(base + 300 + 10 * j,
                                                            base + 300 + 10 * j + max(n // 2, 2)),
                                          "expert")]
-    if _AGENT_GIFS.value:
-        from vidrl_jax.utils.video_io import read_gif
-        groups["agent"] = [dict(frames=read_gif(p), success=None, first_success=None,
-                                task=task, seed=None, path=p) for p in _AGENT_GIFS.value]
-        bad = [e["path"] for e in groups["agent"]
-               if e["frames"].shape[1:] != goal_frames.shape[1:]]
-        if bad:
-            raise VidrlError(f"--agent_gifs: {bad[0]} has frames of another size than the "
-                             f"goal video's {goal_frames.shape[1:]}")
+    if agent:
+        groups["agent"] = agent
     logging.info("collected %s episodes in %.0f s", {g: len(v) for g, v in groups.items()},
                  time.time() - t0)
     from configs.metaworld import get_config

@@ -1,4 +1,6 @@
 """Reward-quality statistics and the video-level reward."""
+import re
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -108,6 +110,13 @@ def test_read_gif_restores_merged_frames_and_eval_reward_scores_an_agent_group(t
     path = str(tmp_path / "episode.gif")
     save_gif(path, frames)
     np.testing.assert_array_equal(read_gif(path), frames)
+    np.testing.assert_array_equal(eval_reward.read_agent_gif(path, (8, 8, 3)), frames)
+    (tmp_path / "notes.txt").write_text("not a gif")
+    for bad, words in ((str(tmp_path / "missing.gif"), "cannot read"),
+                       (str(tmp_path / "notes.txt"), "cannot read"),
+                       (path, "has frames of (8, 8, 3), not the goal video's (16, 16, 3)")):
+        with pytest.raises(eval_reward.VidrlError, match=r"--agent_gifs: .*" + re.escape(words)):
+            eval_reward.read_agent_gif(bad, (16, 16, 3))
 
     def scores(means):
         return [{"mean": m, "final": 2 * m, "ends": np.arange(3), "rewards": np.full(3, m)}
