@@ -319,7 +319,7 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
 def test_eval_reward_scores_the_per_step_forms():
     """experiments/eval_reward: shaped per-step rewards telescope to the final score
     (Φ_0 = -1, the 1-frame episode, centred distance); progress is in [0, 1] per step."""
-    from experiments import eval_reward
+    from experiments import reward_eval_scores as eval_reward
     from vidrl_jax.models import vae3d
     from vidrl_jax.rewards.video_level import resample_indices
 
