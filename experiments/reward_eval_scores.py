@@ -49,6 +49,7 @@ class Scorer:
         self.goal, self.goal_static = self.embed(goal[None]), self.static(goal[0])
         self._phi = jax.jit(functools.partial(vae3d.frame_features, cfg, params))
         self._goal_frames, self._goal_frame_latents = np.asarray(goal_frames), None
+        self.latent_cells = cfg.latent_size ** 2  # φ is [h*w*C], C fastest
         if goal_latents is not None:
             self.goal["vae"] = np.asarray(goal_latents, np.float32).reshape(1, -1)
             self.goal_static["vae"] = self.static(first_frame)["vae"]
@@ -107,6 +108,11 @@ class Scorer:
         for suffix, tau, sigma in variants:
             p = np.asarray(frame_progress(self.goal_frame_latents, lat, tau, sigma))
             out["vae/frame/progress" + suffix] = (np.arange(1, length + 1), p, p)
+        g, f = np.asarray(self.goal_frame_latents), np.asarray(lat)
+        probes = {"local": local_progress(g, f, self.latent_cells, temperature),
+                  "proj": projected_progress(g, f)}
+        for name, p in probes.items():
+            out[f"vae/frame/progress_{name}"] = (np.arange(1, length + 1), p, p)
         return out
 
     @property
@@ -120,6 +126,33 @@ class Scorer:
         """Single-frame VAE latents [N, P] (φ with reward.frame_features=vae)."""
         from vidrl_jax.utils.batching import map_fixed_batches
         return map_fixed_batches(self._phi, frames, batch)
+
+def local_progress(goal, frames, cells, temperature, floor=0.01):
+    """Probe (not a reward option): progress located cell by cell of the latent grid.
+    goal [T,P], frames [N,P], P = cells * C -> [N] in [0, 1]: each grid cell whose span
+    over the goal video (max_i |g_i - g_0|² there) is >= floor x the largest is located
+    on the goal video alone (frame_progress over that cell's C channels), and the cells'
+    progress is averaged, so a small object that moves counts as much per cell as the arm."""
+    import numpy as np
+    t = len(goal)
+    g = goal.reshape(t, cells, -1)
+    f = frames.reshape(len(frames), cells, -1)
+    span = np.max(np.sum((g - g[0]) ** 2, -1), 0)                          # [cells]
+    keep = span >= floor * max(span.max(), 1e-8)
+    d = np.sum((f[:, None] - g[None]) ** 2, -1)[..., keep] / span[keep]    # [N,T,k]
+    w = np.exp(-(d - d.min(1, keepdims=True)) / temperature)
+    w /= w.sum(1, keepdims=True)
+    return np.einsum("ntk,t->nk", w, np.arange(t) / max(t - 1, 1)).mean(-1)
+
+
+def projected_progress(goal, frames):
+    """Probe (not a reward option): the frame's displacement from the goal's first frame
+    projected on the goal's own, first to last frame, clipped to [0, 1]: goal [T,P],
+    frames [N,P] -> [N]. An off-path pose is paid only its component along the motion."""
+    import numpy as np
+    d = goal[-1] - goal[0]
+    return np.clip((frames - goal[0]) @ d / max(float(d @ d), 1e-8), 0.0, 1.0)
+
 
 def windows_of(frames, mode, window, length, stride):
     """(end times [N], agent videos [N, length, H, W, 3]) at t = stride, 2*stride, ..., L

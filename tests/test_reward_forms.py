@@ -340,12 +340,14 @@ def test_eval_reward_scores_the_per_step_forms():
     forms = scorer.step_rewards(frames, 4, ends, r, key, GAMMA, 0.02, 0.0)
     assert set(forms) == {"vae/episode/shaped_centred_distance", "vae/frame/progress",
                           "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
-                          "vae/frame/progress_g0.2"}
+                          "vae/frame/progress_g0.2", "vae/frame/progress_local",
+                          "vae/frame/progress_proj"}
     f_ends, at_ends, all_steps = forms["vae/episode/shaped_centred_distance"]
     assert len(all_steps) == 12 and list(f_ends) == list(ends)
     ret = sum(GAMMA ** t * x for t, x in enumerate(all_steps))
     np.testing.assert_allclose(ret, GAMMA ** 12 * r[key][-1] + 1.0, atol=1e-5)
-    for k in ("vae/frame/progress", "vae/frame/progress_t0.1", "vae/frame/progress_g0.1"):
+    for k in ("vae/frame/progress", "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
+              "vae/frame/progress_local", "vae/frame/progress_proj"):
         p_ends, p, p_all = forms[k]
         assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
     # the gate only lowers progress (exp(-d_min/σ) <= 1)
@@ -470,3 +472,27 @@ def test_agent_with_progress_and_bsim_runs_the_vae_on_one_frame_only(tmp_path):
     metrics = {k: np.asarray(v) for k, v in run.metrics.items()}
     assert 0.0 <= metrics["reward/video"].min() and metrics["reward/video"].max() <= 1.0
     assert -1.0 <= metrics["reward/frame"].min() and metrics["reward/frame"].max() <= 1.0
+
+
+def test_eval_reward_probes_pay_a_small_moving_object_as_much_as_the_arm():
+    """The probes of eval_reward (not reward options): a frame with the arm where it
+    ends and the door shut is paid near 1 by progress (the arm's cell dominates the
+    distance), 1/2 by local_progress (one of two moving cells at the end), and the
+    projection pays the arm's share of the motion only."""
+    from experiments.reward_eval_scores import local_progress, projected_progress
+
+    t, cells, c = 5, 4, 2
+    goal = np.zeros((t, cells, c), np.float32)
+    goal[:, 0, 0] = np.linspace(0, 40, t)   # the arm: a large motion
+    goal[:, 1, 1] = np.linspace(0, 8, t)    # the door: a small one
+    goal[:, 2:] = 7.0                       # the static scene
+    goal = goal.reshape(t, -1)
+    hack = goal[0].copy().reshape(cells, c)
+    hack[0, 0] = 40.0                       # arm at its end, door shut
+    hack = hack.reshape(1, -1)
+    np.testing.assert_allclose(local_progress(goal, goal, cells, 0.01), np.arange(t) / 4,
+                               atol=1e-3)
+    np.testing.assert_allclose(projected_progress(goal, goal), np.arange(t) / 4, atol=1e-6)
+    assert float(frame_progress(goal, hack, temperature=0.01)[0]) > 0.9
+    np.testing.assert_allclose(local_progress(goal, hack, cells, 0.01), [0.5], atol=1e-3)
+    np.testing.assert_allclose(projected_progress(goal, hack), [1600 / 1664], atol=1e-6)
