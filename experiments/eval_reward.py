@@ -39,6 +39,10 @@ beside them, on the VAE:
   vae/frame/progress_gX  the same with reward.video_progress_gate X (the configured
                     temperature): progress × exp(-d_min/X), d_min the frame's distance
                     to the nearest goal frame.
+  vae/frame/progress_local, vae/frame/progress_proj  probes, not reward options
+                    (experiments/reward_eval_scores.py): progress located cell by cell of
+                    the latent grid, averaged over the cells the goal video moves; the
+                    frame's displacement projected on the goal's first-to-last motion.
 
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,
