@@ -43,6 +43,8 @@ beside them, on the VAE:
                     (experiments/reward_eval_scores.py): progress located cell by cell of
                     the latent grid, averaged over the cells the goal video moves; the
                     frame's displacement projected on the goal's first-to-last motion.
+  pixels/frame/progress[_local|_proj]  the same three on the frame's raw pixels (cells:
+                    the latent grid's), what the VAE keeps of the frame set aside.
 
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,

@@ -108,11 +108,17 @@ class Scorer:
         for suffix, tau, sigma in variants:
             p = np.asarray(frame_progress(self.goal_frame_latents, lat, tau, sigma))
             out["vae/frame/progress" + suffix] = (np.arange(1, length + 1), p, p)
-        g, f = np.asarray(self.goal_frame_latents), np.asarray(lat)
-        probes = {"local": local_progress(g, f, self.latent_cells, temperature),
-                  "proj": projected_progress(g, f)}
-        for name, p in probes.items():
-            out[f"vae/frame/progress_{name}"] = (np.arange(1, length + 1), p, p)
+        grid = round(self.latent_cells ** 0.5)
+        embeddings = {"vae": (np.asarray(self.goal_frame_latents), np.asarray(lat)),
+                      "pixels": (pixel_cells(self._goal_frames, grid),
+                                 pixel_cells(frames[1:], grid))}
+        for emb, (g, f) in embeddings.items():
+            probes = {"_local": local_progress(g, f, self.latent_cells, temperature),
+                      "_proj": projected_progress(g, f)}
+            if emb == "pixels":
+                probes[""] = np.asarray(frame_progress(g, f, temperature))
+            for suffix, p in probes.items():
+                out[f"{emb}/frame/progress{suffix}"] = (np.arange(1, length + 1), p, p)
         return out
 
     @property
@@ -143,6 +149,16 @@ def local_progress(goal, frames, cells, temperature, floor=0.01):
     w = np.exp(-(d - d.min(1, keepdims=True)) / temperature)
     w /= w.sum(1, keepdims=True)
     return np.einsum("ntk,t->nk", w, np.arange(t) / max(t - 1, 1)).mean(-1)
+
+
+def pixel_cells(frames, grid):
+    """Frames [N,H,W,3] uint8 -> [N, grid² · (H/grid)(W/grid)·3] in [0, 1], cell by cell
+    of a grid×grid grid (the VAE latent grid's layout: cell-major, so local_progress
+    reads raw pixels as it reads latents)."""
+    import numpy as np
+    n, h, w, c = frames.shape
+    x = frames.astype(np.float32).reshape(n, grid, h // grid, grid, w // grid, c)
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, -1) / 255.0
 
 
 def projected_progress(goal, frames):

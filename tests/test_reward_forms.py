@@ -341,15 +341,20 @@ def test_eval_reward_scores_the_per_step_forms():
     assert set(forms) == {"vae/episode/shaped_centred_distance", "vae/frame/progress",
                           "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
                           "vae/frame/progress_g0.2", "vae/frame/progress_local",
-                          "vae/frame/progress_proj"}
+                          "vae/frame/progress_proj", "pixels/frame/progress",
+                          "pixels/frame/progress_local", "pixels/frame/progress_proj"}
     f_ends, at_ends, all_steps = forms["vae/episode/shaped_centred_distance"]
     assert len(all_steps) == 12 and list(f_ends) == list(ends)
     ret = sum(GAMMA ** t * x for t, x in enumerate(all_steps))
     np.testing.assert_allclose(ret, GAMMA ** 12 * r[key][-1] + 1.0, atol=1e-5)
     for k in ("vae/frame/progress", "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
-              "vae/frame/progress_local", "vae/frame/progress_proj"):
+              "vae/frame/progress_local", "vae/frame/progress_proj", "pixels/frame/progress",
+              "pixels/frame/progress_local"):
         p_ends, p, p_all = forms[k]
         assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
+    # raw pixels: the resampled goal frames sit on the bright square's path, so the
+    # episode's frames are located in order along it
+    assert np.all(np.diff(forms["pixels/frame/progress_proj"][1]) >= -1e-6)
     # the gate only lowers progress (exp(-d_min/σ) <= 1)
     assert np.all(forms["vae/frame/progress_g0.1"][1] <= forms["vae/frame/progress"][1] + 1e-6)
 
@@ -479,7 +484,7 @@ def test_eval_reward_probes_pay_a_small_moving_object_as_much_as_the_arm():
     ends and the door shut is paid near 1 by progress (the arm's cell dominates the
     distance), 1/2 by local_progress (one of two moving cells at the end), and the
     projection pays the arm's share of the motion only."""
-    from experiments.reward_eval_scores import local_progress, projected_progress
+    from experiments.reward_eval_scores import local_progress, pixel_cells, projected_progress
 
     t, cells, c = 5, 4, 2
     goal = np.zeros((t, cells, c), np.float32)
@@ -496,3 +501,9 @@ def test_eval_reward_probes_pay_a_small_moving_object_as_much_as_the_arm():
     assert float(frame_progress(goal, hack, temperature=0.01)[0]) > 0.9
     np.testing.assert_allclose(local_progress(goal, hack, cells, 0.01), [0.5], atol=1e-3)
     np.testing.assert_allclose(projected_progress(goal, hack), [1600 / 1664], atol=1e-6)
+    # raw pixels laid out cell by cell, as the latent grid: pixel (5, 1) of an 8x8 frame
+    # on a 2x2 grid is cell (1, 0) = 2, its pixel (1, 1)
+    frame = np.zeros((1, 8, 8, 3), np.uint8)
+    frame[0, 5, 1, 2] = 255
+    cells_of = pixel_cells(frame, 2).reshape(4, 4, 4, 3)
+    assert cells_of[2, 1, 1, 2] == 1.0 and cells_of.sum() == 1.0
