@@ -117,6 +117,7 @@ class Scorer:
                       "_proj": projected_progress(g, f)}
             if emb == "pixels":
                 probes[""] = np.asarray(frame_progress(g, f, temperature))
+                probes["_masked"] = masked_progress(self._goal_frames, frames[1:], temperature)
             for suffix, p in probes.items():
                 out[f"{emb}/frame/progress{suffix}"] = (np.arange(1, length + 1), p, p)
         return out
@@ -159,6 +160,42 @@ def pixel_cells(frames, grid):
     n, h, w, c = frames.shape
     x = frames.astype(np.float32).reshape(n, grid, h // grid, grid, w // grid, c)
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(n, -1) / 255.0
+
+
+def not_arm(frames):
+    """[N,H,W,3] uint8 -> [N,H,W] float32, 0 where a pixel is the Sawyer arm's red (and
+    its shades), 1 elsewhere: a colour mask for Meta-World's renders and the goal videos
+    made from them."""
+    import numpy as np
+    x = frames.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    return (~((r > 80) & (r > 1.6 * g) & (r > 1.6 * b))).astype(np.float32)
+
+
+def masked_progress(goal, frames, temperature, batch=64):
+    """Probe (not a reward option): progress on raw pixels with the arm masked out of
+    both sides. goal [T,H,W,3], frames [N,H,W,3] uint8 -> [N] in [0, 1]. The distance
+    of a frame to goal frame i is the mean squared pixel difference over the pixels that
+    are the arm in neither, over the goal's span (the largest such distance of a goal
+    frame to its first); located as frame_progress does. What is left is the scene: the
+    object's state, not the arm's pose."""
+    import numpy as np
+    t = len(goal)
+    gm, g = not_arm(goal), goal.astype(np.float32) / 255.0
+
+    def dist(m, x):  # [n,H,W], [n,H,W,3] -> [n,T]
+        both = m[:, None] * gm[None]
+        sq = np.sum((x[:, None] - g[None]) ** 2, -1)
+        return np.sum(both * sq, (2, 3)) / np.maximum(np.sum(both, (2, 3)), 1.0)
+
+    span = max(float(dist(gm, g)[0].max()), 1e-8)
+    out = []
+    for i in range(0, len(frames), batch):
+        f = frames[i:i + batch]
+        d = dist(not_arm(f), f.astype(np.float32) / 255.0) / span
+        w = np.exp(-(d - d.min(1, keepdims=True)) / temperature)
+        out.append((w / w.sum(1, keepdims=True)) @ (np.arange(t) / max(t - 1, 1)))
+    return np.concatenate(out)
 
 
 def projected_progress(goal, frames):

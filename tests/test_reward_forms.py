@@ -342,14 +342,15 @@ def test_eval_reward_scores_the_per_step_forms():
                           "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
                           "vae/frame/progress_g0.2", "vae/frame/progress_local",
                           "vae/frame/progress_proj", "pixels/frame/progress",
-                          "pixels/frame/progress_local", "pixels/frame/progress_proj"}
+                          "pixels/frame/progress_local", "pixels/frame/progress_proj",
+                          "pixels/frame/progress_masked"}
     f_ends, at_ends, all_steps = forms["vae/episode/shaped_centred_distance"]
     assert len(all_steps) == 12 and list(f_ends) == list(ends)
     ret = sum(GAMMA ** t * x for t, x in enumerate(all_steps))
     np.testing.assert_allclose(ret, GAMMA ** 12 * r[key][-1] + 1.0, atol=1e-5)
     for k in ("vae/frame/progress", "vae/frame/progress_t0.1", "vae/frame/progress_g0.1",
               "vae/frame/progress_local", "vae/frame/progress_proj", "pixels/frame/progress",
-              "pixels/frame/progress_local"):
+              "pixels/frame/progress_local", "pixels/frame/progress_masked"):
         p_ends, p, p_all = forms[k]
         assert list(p_ends) == list(range(1, 13)) and np.all((p >= 0) & (p <= 1))
     # raw pixels: the resampled goal frames sit on the bright square's path, so the
@@ -507,3 +508,28 @@ def test_eval_reward_probes_pay_a_small_moving_object_as_much_as_the_arm():
     frame[0, 5, 1, 2] = 255
     cells_of = pixel_cells(frame, 2).reshape(4, 4, 4, 3)
     assert cells_of[2, 1, 1, 2] == 1.0 and cells_of.sum() == 1.0
+
+
+def test_masked_progress_pays_the_object_not_the_arm():
+    """eval_reward's arm-masked probe: a red arm sweeping the frame and a small blue door
+    moving a little. The arm at its end with the door shut is paid near 1 by pixel
+    progress (the arm dominates) and near 0 once the arm is masked; the goal's own
+    frames are located in order; the door open with the arm anywhere is paid near 1."""
+    from experiments.reward_eval_scores import masked_progress, not_arm, pixel_cells
+
+    def frame(arm_x, door_y):
+        f = np.full((16, 16, 3), 128, np.uint8)
+        f[10:14, arm_x:arm_x + 3] = (200, 20, 20)     # the arm: red
+        f[door_y:door_y + 2, 13:15] = (20, 20, 200)   # the door: small, blue
+        return f
+
+    t = 5
+    goal = np.stack([frame(2 * i, 2 + i) for i in range(t)])  # arm 0 -> 8, door 2 -> 6
+    assert not_arm(goal[:1]).sum() == 16 * 16 - 12
+    np.testing.assert_allclose(masked_progress(goal, goal, 0.01), np.arange(t) / 4, atol=1e-3)
+    hack = frame(8, 2)[None]          # arm at its end, door shut
+    done = frame(0, 6)[None]          # door open, arm back at its start
+    grid = pixel_cells(goal, 4)
+    assert float(frame_progress(grid, pixel_cells(hack, 4), temperature=0.01)[0]) > 0.9
+    assert float(masked_progress(goal, hack, 0.01)[0]) < 0.05
+    assert float(masked_progress(goal, done, 0.01)[0]) > 0.95
