@@ -1,0 +1,162 @@
+"""Does a frame tell the task done from the task undone, the arm where the expert left it?
+
+    python -m experiments.probe_shut_door --task=door-open-v3 [--camera=corner2]
+        [--sizes=32,64,128] [--episodes=5]
+
+A counterfactual at each frame size: an expert episode of the task (seeds as
+experiments.eval_reward's) is run to its first success and 10 steps on; its last frame
+is the task done. The same state with the task's object joint (the door's hinge, the
+window's slide, ...) put back where the episode's reset left it, and rendered again, is
+the task undone with the arm exactly where the expert left it. The goal video is a real
+expert demo (--goal=expert's), so nothing here depends on a trained model. Scored by
+the pixel forms of eval_reward (experiments/reward_eval_scores.py): progress on the
+whole frame, located cell by cell, projected, and with the arm masked. For each:
+the done and undone frames' mean reward, random episodes' mean per step, and the lead
+of done over undone as a share of done minus random (1: the undone frame is paid as a
+random episode; 0: as the task done). Printed as a table; --out writes it as JSON.
+"""
+import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from absl import flags  # noqa: E402
+
+from experiments.reward_eval_episodes import SEED_BASE  # noqa: E402
+from vidrl_jax.errors import VidrlError  # noqa: E402
+from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
+
+_TASK = flags.DEFINE_string("task", "door-open-v3", "Meta-World task.")
+_CAMERA = flags.DEFINE_string("camera", "corner2", "env.camera.")
+_SIZES = flags.DEFINE_list("sizes", ["32", "64", "128"], "Frame sizes (pixels).")
+_EPISODES = flags.DEFINE_integer("episodes", 5, "Expert and random episodes per size.")
+_OUT = flags.DEFINE_string("out", None, "Also write the results here as JSON.")
+
+GRID = 8            # cells per side, as the VAE's latent grid at 32 px
+TEMPERATURE = 0.1   # reward.video_progress_temperature's default
+AFTER_SUCCESS = 10  # steps the expert goes on after its first success
+
+
+def object_joint(env):
+    """qpos index of the task's object joint: the first joint that is not the arm's."""
+    import mujoco
+    model = env.unwrapped_metaworld.model
+    for j in range(model.njnt):
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
+        if not (name.startswith("right_j") or name in ("r_close", "l_close")):
+            return int(model.jnt_qposadr[j]), name
+    raise VidrlError(f"--task={env.task}: no object joint besides the arm's")
+
+
+def expert_episode(env, task, seed, after):
+    """(frames [L+1,H,W,3] to `after` steps past the first success, first success step,
+    the object joint's value at reset)."""
+    import numpy as np
+
+    from vidrl_jax.envs.experts import expert_policy
+    obs, info = env.reset(seed=seed)
+    q, _ = object_joint(env)
+    q0 = float(env.unwrapped_metaworld.data.qpos[q])
+    policy, frames, first = expert_policy(task), [info["frame"]], None
+    for t in range(env.max_episode_steps):
+        obs, _, _, truncated, info = env.step(policy(obs))
+        frames.append(info["frame"])
+        if info["success"] and first is None:
+            first = t + 1
+        if (first is not None and t + 1 >= first + after) or truncated:
+            break
+    if first is None:
+        raise VidrlError(f"the expert of {task} did not succeed from seed {seed}")
+    return np.stack(frames), first, q0
+
+
+def undone_frame(env, q0):
+    """The env's current state with the object joint put back at q0, rendered."""
+    import mujoco
+    mw = env.unwrapped_metaworld
+    q, _ = object_joint(env)
+    mw.data.qpos[q] = q0
+    mw.data.qvel[:] = 0.0
+    mujoco.mj_forward(mw.model, mw.data)
+    return env._render_frame()
+
+
+def random_episode(env, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    frames = []
+    for _ in range(env.max_episode_steps):
+        _, _, _, truncated, info = env.step(rng.uniform(-1, 1, 4))
+        frames.append(info["frame"])
+        if truncated:
+            break
+    return np.stack(frames)
+
+
+def probe(task, camera, size, episodes):
+    """{form: {"done", "undone", "random", "lead"}} at one frame size."""
+    import numpy as np
+
+    from experiments.reward_eval_scores import (local_progress, masked_progress, pixel_cells,
+                                                projected_progress)
+    from vidrl_jax.envs.metaworld_env import MetaWorldEnv
+    from vidrl_jax.rewards.video_level import frame_progress
+    if size % GRID:
+        raise VidrlError(f"--sizes: {size} is not a multiple of {GRID} (the cells' grid)")
+    env = MetaWorldEnv(task, size=size, camera=camera)
+    try:
+        frames, first, _ = expert_episode(env, task, SEED_BASE + 999_999, 0)
+        goal = frames[np.round(np.linspace(0, first, 17)).astype(int)]
+        done, undone = [], []
+        for seed in range(SEED_BASE, SEED_BASE + episodes):
+            frames, _, q0 = expert_episode(env, task, seed, AFTER_SUCCESS)
+            done.append(frames[-1])
+            undone.append(undone_frame(env, q0))
+        rand = [random_episode(env, s) for s in range(SEED_BASE + 100, SEED_BASE + 100 + episodes)]
+    finally:
+        env.close()
+    g = pixel_cells(goal, GRID)
+    forms = {
+        "progress": lambda x: np.asarray(frame_progress(g, pixel_cells(x, GRID), TEMPERATURE)),
+        "progress_local": lambda x: local_progress(g, pixel_cells(x, GRID), GRID ** 2, TEMPERATURE),
+        "progress_proj": lambda x: projected_progress(g, pixel_cells(x, GRID)),
+        "progress_masked": lambda x: masked_progress(goal, x, TEMPERATURE),
+    }
+    out = {}
+    for name, fn in forms.items():
+        d, u = float(fn(np.stack(done)).mean()), float(fn(np.stack(undone)).mean())
+        r = float(np.mean([fn(x).mean() for x in rand]))
+        out[name] = {"done": d, "undone": u, "random": r, "lead": (d - u) / max(d - r, 1e-8)}
+    return out
+
+
+def format_table(task, camera, results):
+    lines = [f"{task}, camera {camera}: done / undone / random per step (lead of done)",
+             "| size | " + " | ".join(next(iter(results.values()))) + " |",
+             "|---" * (1 + len(next(iter(results.values())))) + "|"]
+    for size, forms in results.items():
+        cells = [f"{v['done']:.2f} / {v['undone']:.2f} / {v['random']:.2f} ({v['lead']:.2f})"
+                 for v in forms.values()]
+        lines.append(f"| {size} px | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv):
+    del argv
+    from vidrl_jax.envs.tasks import check_task
+    task = check_task(_TASK.value, "--task")
+    try:
+        sizes = [int(s) for s in _SIZES.value]
+    except ValueError:
+        raise VidrlError(f"--sizes={','.join(_SIZES.value)}: give frame sizes in pixels, "
+                         "e.g. --sizes=32,64") from None
+    results = {size: probe(task, _CAMERA.value, size, _EPISODES.value) for size in sizes}
+    print(format_table(task, _CAMERA.value, results))
+    if _OUT.value:
+        with open(_OUT.value, "w") as f:
+            json.dump({"task": task, "camera": _CAMERA.value, "results": results}, f, indent=1)
+
+
+if __name__ == "__main__":
+    run_absl_main(main)
