@@ -40,7 +40,7 @@ beside them, on the VAE:
                     temperature): progress × exp(-d_min/X), d_min the frame's distance
                     to the nearest goal frame.
   vae/frame/progress_local, vae/frame/progress_proj  probes, not reward options
-                    (experiments/reward_eval_scores.py): progress located cell by cell of
+                    (experiments/progress_probes.py): progress located cell by cell of
                     the latent grid, averaged over the cells the goal video moves; the
                     frame's displacement projected on the goal's first-to-last motion.
   pixels/frame/progress[_local|_proj]  the same three on the frame's raw pixels (cells:

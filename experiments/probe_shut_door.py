@@ -9,7 +9,7 @@ is the task done. The same state with the task's object joint (the door's hinge,
 window's slide, ...) put back where the episode's reset left it, and rendered again, is
 the task undone with the arm exactly where the expert left it. The goal video is a real
 expert demo (--goal=expert's), so nothing here depends on a trained model. Scored by
-the pixel forms of eval_reward (experiments/reward_eval_scores.py): progress on the
+the pixel forms of eval_reward (experiments/progress_probes.py): progress on the
 whole frame, located cell by cell, projected, and with the arm masked. For each:
 the done and undone frames' mean reward, random episodes' mean per step, and the lead
 of done over undone as a share of done minus random (1: the undone frame is paid as a
@@ -26,11 +26,15 @@ from experiments.reward_eval_episodes import SEED_BASE  # noqa: E402
 from vidrl_jax.errors import VidrlError  # noqa: E402
 from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
 
-_TASK = flags.DEFINE_string("task", "door-open-v3", "Meta-World task.")
-_CAMERA = flags.DEFINE_string("camera", "corner2", "env.camera.")
-_SIZES = flags.DEFINE_list("sizes", ["32", "64", "128"], "Frame sizes (pixels).")
-_EPISODES = flags.DEFINE_integer("episodes", 5, "Expert and random episodes per size.")
-_OUT = flags.DEFINE_string("out", None, "Also write the results here as JSON.")
+
+def define_flags():
+    """The command's flags (defined only when it runs as a command: eval_reward, which
+    tests import beside this module, defines flags of the same names)."""
+    flags.DEFINE_string("task", "door-open-v3", "Meta-World task.")
+    flags.DEFINE_string("camera", "corner2", "env.camera.")
+    flags.DEFINE_list("sizes", ["32", "64", "128"], "Frame sizes (pixels).")
+    flags.DEFINE_integer("episodes", 5, "Expert and random episodes per size.")
+    flags.DEFINE_string("out", None, "Also write the results here as JSON.")
 
 GRID = 8            # cells per side, as the VAE's latent grid at 32 px
 TEMPERATURE = 0.1   # reward.video_progress_temperature's default
@@ -98,8 +102,8 @@ def probe(task, camera, size, episodes):
     """{form: {"done", "undone", "random", "lead"}} at one frame size."""
     import numpy as np
 
-    from experiments.reward_eval_scores import (local_progress, masked_progress, pixel_cells,
-                                                projected_progress)
+    from experiments.progress_probes import (local_progress, masked_progress, pixel_cells,
+                                             projected_progress)
     from vidrl_jax.envs.metaworld_env import MetaWorldEnv
     from vidrl_jax.rewards.video_level import frame_progress
     if size % GRID:
@@ -145,18 +149,24 @@ def format_table(task, camera, results):
 def main(argv):
     del argv
     from vidrl_jax.envs.tasks import check_task
-    task = check_task(_TASK.value, "--task")
+    f = flags.FLAGS
+    task = check_task(f.task, "--task")
     try:
-        sizes = [int(s) for s in _SIZES.value]
+        sizes = [int(s) for s in f.sizes]
     except ValueError:
-        raise VidrlError(f"--sizes={','.join(_SIZES.value)}: give frame sizes in pixels, "
+        raise VidrlError(f"--sizes={','.join(f.sizes)}: give frame sizes in pixels, "
                          "e.g. --sizes=32,64") from None
-    results = {size: probe(task, _CAMERA.value, size, _EPISODES.value) for size in sizes}
-    print(format_table(task, _CAMERA.value, results))
-    if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump({"task": task, "camera": _CAMERA.value, "results": results}, f, indent=1)
+    from vidrl_jax.envs.metaworld_env import CAMERAS
+    if f.camera not in CAMERAS:
+        raise VidrlError(f"--camera={f.camera!r} is not a Meta-World camera; valid: "
+                         f"{', '.join(CAMERAS)}")
+    results = {size: probe(task, f.camera, size, f.episodes) for size in sizes}
+    print(format_table(task, f.camera, results))
+    if f.out:
+        with open(f.out, "w") as out:
+            json.dump({"task": task, "camera": f.camera, "results": results}, out, indent=1)
 
 
 if __name__ == "__main__":
+    define_flags()
     run_absl_main(main)

@@ -10,7 +10,7 @@ def test_undone_frame_shuts_the_door_and_the_masked_form_tells_it():
     shuts) and not the arm; whole-frame progress pays the shut door about as the open one,
     the arm-masked form as a random episode (a lead near 1)."""
     from experiments import probe_shut_door as probe
-    from experiments.reward_eval_scores import not_arm
+    from experiments.progress_probes import not_arm
     from vidrl_jax.envs.metaworld_env import MetaWorldEnv
 
     env = MetaWorldEnv("door-open-v3", size=16)

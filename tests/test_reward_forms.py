@@ -485,7 +485,7 @@ def test_eval_reward_probes_pay_a_small_moving_object_as_much_as_the_arm():
     ends and the door shut is paid near 1 by progress (the arm's cell dominates the
     distance), 1/2 by local_progress (one of two moving cells at the end), and the
     projection pays the arm's share of the motion only."""
-    from experiments.reward_eval_scores import local_progress, pixel_cells, projected_progress
+    from experiments.progress_probes import local_progress, pixel_cells, projected_progress
 
     t, cells, c = 5, 4, 2
     goal = np.zeros((t, cells, c), np.float32)
@@ -515,7 +515,7 @@ def test_masked_progress_pays_the_object_not_the_arm():
     moving a little. The arm at its end with the door shut is paid near 1 by pixel
     progress (the arm dominates) and near 0 once the arm is masked; the goal's own
     frames are located in order; the door open with the arm anywhere is paid near 1."""
-    from experiments.reward_eval_scores import masked_progress, not_arm, pixel_cells
+    from experiments.progress_probes import masked_progress, not_arm, pixel_cells
 
     def frame(arm_x, door_y):
         f = np.full((16, 16, 3), 128, np.uint8)
