@@ -57,21 +57,14 @@ def expert_episode(env, task, seed, after):
     the object joint's value at reset)."""
     import numpy as np
 
-    from vidrl_jax.envs.experts import expert_policy
-    obs, info = env.reset(seed=seed)
+    from vidrl_jax.envs.experts import collect_episode, expert_policy
+    env.reset(seed=seed)  # (collect_episode resets from the same seed: the same state)
     q, _ = object_joint(env)
     q0 = float(env.unwrapped_metaworld.data.qpos[q])
-    policy, frames, first = expert_policy(task), [info["frame"]], None
-    for t in range(env.max_episode_steps):
-        obs, _, _, truncated, info = env.step(policy(obs))
-        frames.append(info["frame"])
-        if info["success"] and first is None:
-            first = t + 1
-        if (first is not None and t + 1 >= first + after) or truncated:
-            break
-    if first is None:
+    ep = collect_episode(env, expert_policy(task), seed, after)
+    if not ep["success"].any():
         raise VidrlError(f"the expert of {task} did not succeed from seed {seed}")
-    return np.stack(frames), first, q0
+    return ep["frames"], int(np.argmax(ep["success"])) + 1, q0
 
 
 def undone_frame(env, q0):
@@ -86,16 +79,13 @@ def undone_frame(env, q0):
 
 
 def random_episode(env, seed):
+    """Frames [L+1,H,W,3] of a uniform random policy, as eval_reward's random group."""
     import numpy as np
+
+    from vidrl_jax.envs.experts import collect_episode
     rng = np.random.default_rng(seed)
-    env.reset(seed=seed)
-    frames = []
-    for _ in range(env.max_episode_steps):
-        _, _, _, truncated, info = env.step(rng.uniform(-1, 1, 4))
-        frames.append(info["frame"])
-        if truncated:
-            break
-    return np.stack(frames)
+    return collect_episode(env, lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), seed,
+                           steps_after_success=10 ** 9)["frames"]
 
 
 def probe(task, camera, size, episodes):
