@@ -45,6 +45,8 @@ beside them, on the VAE:
                     frame's displacement projected on the goal's first-to-last motion.
   pixels/frame/progress[_local|_proj]  the same three on the frame's raw pixels (cells:
                     the latent grid's), what the VAE keeps of the frame set aside.
+  pixels/frame/progress_masked  progress on raw pixels with Meta-World's red arm masked
+                    out of both the frame and the goal frames (the scene's state only).
 
 Metrics (per reward): expert vs random ROC-AUC; noisy success vs failure ROC-AUC;
 progress = mean over successful expert episodes of Spearman(window end time,

@@ -5,7 +5,7 @@ reward options. Each maps goal frames [T, ...] and frames [N, ...] to [N] in [0,
 
 
 def local_progress(goal, frames, cells, temperature, floor=0.01):
-    """Probe (not a reward option): progress located cell by cell of the latent grid.
+    """Progress located cell by cell of the latent grid.
     goal [T,P], frames [N,P], P = cells * C -> [N] in [0, 1]: each grid cell whose span
     over the goal video (max_i |g_i - g_0|² there) is >= floor x the largest is located
     on the goal video alone (frame_progress over that cell's C channels), and the cells'
@@ -43,7 +43,7 @@ def not_arm(frames):
 
 
 def masked_progress(goal, frames, temperature, batch=64):
-    """Probe (not a reward option): progress on raw pixels with the arm masked out of
+    """Progress on raw pixels with the arm masked out of
     both sides. goal [T,H,W,3], frames [N,H,W,3] uint8 -> [N] in [0, 1]. The distance
     of a frame to goal frame i is the mean squared pixel difference over the pixels that
     are the arm in neither, over the goal's span (the largest such distance of a goal
@@ -69,7 +69,7 @@ def masked_progress(goal, frames, temperature, batch=64):
 
 
 def projected_progress(goal, frames):
-    """Probe (not a reward option): the frame's displacement from the goal's first frame
+    """The frame's displacement from the goal's first frame
     projected on the goal's own, first to last frame, clipped to [0, 1]: goal [T,P],
     frames [N,P] -> [N]. An off-path pose is paid only its component along the motion."""
     import numpy as np
