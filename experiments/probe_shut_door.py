@@ -22,9 +22,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from absl import flags  # noqa: E402
 
-from experiments.reward_eval_episodes import SEED_BASE  # noqa: E402
+from experiments.reward_eval_episodes import SEED_BASE, random_episode  # noqa: E402
 from vidrl_jax.errors import VidrlError  # noqa: E402
 from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
+
+GRID = 8            # cells per side, as the VAE's latent grid at 32 px
+TEMPERATURE = 0.1   # reward.video_progress_temperature's default
+AFTER_SUCCESS = 10  # steps the expert goes on after its first success
 
 
 def define_flags():
@@ -35,10 +39,6 @@ def define_flags():
     flags.DEFINE_list("sizes", ["32", "64", "128"], "Frame sizes (pixels).")
     flags.DEFINE_integer("episodes", 5, "Expert and random episodes per size.")
     flags.DEFINE_string("out", None, "Also write the results here as JSON.")
-
-GRID = 8            # cells per side, as the VAE's latent grid at 32 px
-TEMPERATURE = 0.1   # reward.video_progress_temperature's default
-AFTER_SUCCESS = 10  # steps the expert goes on after its first success
 
 
 def object_joint(env):
@@ -78,16 +78,6 @@ def undone_frame(env, q0):
     return env._render_frame()
 
 
-def random_episode(env, seed):
-    """Frames [L+1,H,W,3] of a uniform random policy, as eval_reward's random group."""
-    import numpy as np
-
-    from vidrl_jax.envs.experts import collect_episode
-    rng = np.random.default_rng(seed)
-    return collect_episode(env, lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), seed,
-                           steps_after_success=10 ** 9)["frames"]
-
-
 def probe(task, camera, size, episodes):
     """{form: {"done", "undone", "random", "lead"}} at one frame size."""
     import numpy as np
@@ -107,7 +97,8 @@ def probe(task, camera, size, episodes):
             frames, _, q0 = expert_episode(env, task, seed, AFTER_SUCCESS)
             done.append(frames[-1])
             undone.append(undone_frame(env, q0))
-        rand = [random_episode(env, s) for s in range(SEED_BASE + 100, SEED_BASE + 100 + episodes)]
+        rand = [random_episode(env, s)["frames"]
+                for s in range(SEED_BASE + 100, SEED_BASE + 100 + episodes)]
     finally:
         env.close()
     g = pixel_cells(goal, GRID)

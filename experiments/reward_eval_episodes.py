@@ -68,6 +68,17 @@ def calibrate_noise(task, env_cfg, seed, episodes=8):
     return best, rates
 
 
+def random_episode(env, seed):
+    """collect_episode's dict of a uniform random policy (seeded by `seed`) over the
+    whole episode, success or not."""
+    import numpy as np
+
+    from vidrl_jax.envs.experts import collect_episode
+    rng = np.random.default_rng(seed)
+    return collect_episode(env, lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), seed,
+                           steps_after_success=10 ** 9)
+
+
 def collect(task, env_cfg, seeds, kind, noise=0.0, steps_after_success=10):
     """Episodes (dicts with frames, success) of `kind` in expert | random | noisy."""
     import numpy as np
@@ -78,9 +89,7 @@ def collect(task, env_cfg, seeds, kind, noise=0.0, steps_after_success=10):
     out = []
     for s in seeds:
         if kind == "random":
-            rng = np.random.default_rng(s)
-            policy = lambda obs, rng=rng: rng.uniform(-1, 1, 4).astype(np.float32)  # noqa: E731
-            ep = collect_episode(env, policy, s, steps_after_success=10 ** 9)
+            ep = random_episode(env, s)
         else:
             ep = collect_episode(env, expert_policy(task), s, steps_after_success,
                                  action_noise=noise if kind == "noisy" else 0.0,
