@@ -115,3 +115,17 @@ sweep table "${DOOR100K[@]}" --grid env.task="$TASKS" "${ROW[@]}"
 sweep perstep "${DOOR100K[@]}" --grid env.task="$TASKS" "${PERSTEP[@]}"
 sweep oracle "${DOOR100K[@]}" --grid env.task="$ORACLE_TASKS" "${ORACLE[@]}"
 sweep ablations "${ABLATIONS[@]}"
+# The issue's artefacts, into experiments/results/ (commit them): the rows' summary.csv,
+# exactly as experiments.sweep wrote it, as metaworld.csv and its summary.png as
+# metaworld.png; the arms', oracles' and ablations' as metaworld_{perstep,oracle,ablations}.*,
+# each call's per-term summary as *_terms.*; the goals on the rows, arms and oracles as
+# metaworld_goals.md.
+for name in table perstep oracle ablations; do
+  out=metaworld; if [ "$name" != table ]; then out="metaworld_$name"; fi
+  for f in summary.csv summary.png summary_terms.csv summary_terms.png; do
+    src="runs/table50k/${f/summary/summary_$name}"
+    if [ -f "$src" ]; then cp "$src" "experiments/results/${f/summary/$out}"; fi
+  done
+done
+python -m experiments.goals runs/table50k/summary_{table,perstep,oracle}.csv \
+  --out experiments/results/metaworld_goals.md
