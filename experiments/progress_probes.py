@@ -43,11 +43,12 @@ def not_arm(frames):
 
 
 def masked_progress(goal, frames, temperature, batch=64):
-    """Progress on raw pixels with the arm masked out of both sides. goal [T,H,W,3], frames [N,H,W,3] uint8 -> [N] in [0, 1]. The distance
-    of a frame to goal frame i is the mean squared pixel difference over the pixels that
-    are the arm in neither, over the goal's span (the largest such distance of a goal
-    frame to its first); located as frame_progress does. What is left is the scene: the
-    object's state, not the arm's pose."""
+    """Progress on raw pixels with the arm masked out of both sides.
+    goal [T,H,W,3], frames [N,H,W,3] uint8 -> [N] in [0, 1]. The distance of a frame to
+    goal frame i is the mean squared pixel difference over the pixels that are the arm in
+    neither, over the goal's span (the largest such distance of a goal frame to its
+    first); located as frame_progress does. What is left is the scene: the object's
+    state, not the arm's pose."""
     import numpy as np
     t = len(goal)
     gm, g = not_arm(goal), goal.astype(np.float32) / 255.0
@@ -69,7 +70,8 @@ def masked_progress(goal, frames, temperature, batch=64):
 
 def projected_progress(goal, frames):
     """The frame's displacement from the goal's first frame projected on the goal's
-    own, first to last frame, clipped to [0, 1]: goal [T,P], frames [N,P] -> [N]. An off-path pose is paid only its component along the motion."""
+    own, first to last frame, clipped to [0, 1]: goal [T,P], frames [N,P] -> [N]. An
+    off-path pose is paid only its component along the motion."""
     import numpy as np
     d = goal[-1] - goal[0]
     return np.clip((frames - goal[0]) @ d / max(float(d @ d), 1e-8), 0.0, 1.0)
