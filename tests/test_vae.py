@@ -136,3 +136,36 @@ def test_loss_goes_down_and_pmap_matches_one_device():
     assert float(m["loss"]) < 0.5 * first
     after = ae.evaluate(p_eval, ae.replicate(s).params, frames, 4, 2)["psnr"]
     assert after > before + 3.0
+
+
+def test_a_killed_fit_resumes_to_the_params_of_an_uninterrupted_one(tmp_path, monkeypatch,
+                                                                    caplog):
+    """Killed one step past its checkpoint at step 3, the same call resumes there and ends
+    with exactly the params of a run never killed (clips and keys depend on the step)."""
+    import logging
+
+    import ml_collections
+    episodes = [{"frames": _clips(n=1, t=9, seed=s)[0]} for s in range(3)]
+    tc = ml_collections.ConfigDict(dict(TRAIN, batch_size=2, clip_length=5, frame_stride=1,
+                                        steps=6, eval_every=3, checkpoint_every=3,
+                                        log_every=3))
+
+    def fit(name):
+        return ae.fit(TINY, tc, episodes, episodes[:1], str(tmp_path / name), seed=0)[0]
+
+    full = fit("full")
+    batch = ae.ClipSampler.batch
+
+    def killed_at_step_4(self, step, batch_size):
+        if step == 4:
+            raise KeyboardInterrupt
+        return batch(self, step, batch_size)
+    monkeypatch.setattr(ae.ClipSampler, "batch", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        fit("killed")
+    monkeypatch.setattr(ae.ClipSampler, "batch", batch)
+    with caplog.at_level(logging.INFO):
+        resumed = fit("killed")
+    assert "autoencoder: resumed from step 3" in caplog.text
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
