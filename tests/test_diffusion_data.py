@@ -1,4 +1,5 @@
-"""Diffusion training data: resampled demo videos, splits, pretrain/finetune/held-out phases."""
+"""Diffusion training data: resampled demo videos, splits, pretrain/finetune/held-out phases;
+a killed diffusion fit resumes to the model of one never killed."""
 import numpy as np
 import pytest
 
@@ -81,3 +82,61 @@ def test_still_latents_share_frame_zero_with_the_video():
     # still latents are per episode: both views of an episode share them, episodes differ
     np.testing.assert_array_equal(lat.still[0], lat.still[1])
     assert np.abs(lat.still[0] - lat.still[2]).max() > 1e-3
+
+
+def test_a_killed_diffusion_fit_resumes_across_the_phase_boundary_to_the_same_model(
+        tmp_path, monkeypatch, caplog):
+    """Killed in the finetune phase, one step past its checkpoint at step 3 (in pretrain),
+    the same call resumes there and saves exactly the model of a fit never killed."""
+    import logging
+
+    import jax
+
+    from vidrl_jax.diffusion import model_io
+    from vidrl_jax.models import vae3d
+    from vidrl_jax.train import diffusion as train_diffusion
+    from vidrl_jax.utils.logging import MetricLogger
+
+    config = get_config("smoke")
+    config.diffusion.update(steps=4, finetune_steps=2, checkpoint_every=3, eval_every=6,
+                            log_every=3, channels=(8,), attention_levels=(), heads=1,
+                            text_dim=8)
+    vae_cfg = vae3d.as_config(config.vae, size=config.env.size)
+    vae_params = vae3d.init(vae_cfg, jax.random.PRNGKey(0))
+    eps = [dict(task=t, frames=None, success=None) for t in config.demos.tasks for _ in range(3)]
+    lat = _latent_set(eps)
+    shape = (vae_cfg.latent_frames(config.diffusion.clip_length), vae_cfg.latent_size,
+             vae_cfg.latent_size, vae_cfg.latent_channels)
+    rng = np.random.default_rng(0)
+    lat.latents = rng.normal(size=(len(lat),) + shape).astype(np.float32)
+    lat.still = np.repeat(lat.latents[:, :1], shape[0], axis=1)
+    val = ddata.split_episodes(eps, 0.2)[lat.episode]
+
+    def fit(name):
+        stage_dir = tmp_path / name
+        stage_dir.mkdir(exist_ok=True)
+        if not (stage_dir / train_diffusion.LATENTS_FILE).exists():  # (as the stage caches it)
+            np.savez(stage_dir / train_diffusion.LATENTS_FILE, val=val, **lat.to_npz())
+        train_diffusion.train(config, str(stage_dir), MetricLogger(str(stage_dir)), vae_cfg,
+                              vae_params, demos_dir=None)
+        return model_io.load(str(stage_dir)).params
+
+    # (the logged sample videos do not touch the params; sampling them would double the time)
+    monkeypatch.setattr(train_diffusion, "log_samples", lambda *args: None)
+    full = fit("full")
+    make_batch, calls = train_diffusion.make_batch, []
+
+    def killed_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:          # the first finetune step (pretrain has 4)
+            raise KeyboardInterrupt
+        return make_batch(*args)
+    monkeypatch.setattr(train_diffusion, "make_batch", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        fit("killed")
+    monkeypatch.setattr(train_diffusion, "make_batch", make_batch)
+    with caplog.at_level(logging.INFO):
+        resumed = fit("killed")
+    assert "diffusion: resuming from step 3" in caplog.text
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed), strict=True):
+        np.testing.assert_array_equal(a, b)
