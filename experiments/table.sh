@@ -33,7 +33,8 @@
 # the ablations: summary_partial_ablations*) and
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
-# experiments/results/table50k_partial* and table50k_goals_partial.md, to commit.
+# experiments/results/table50k_partial* and table50k_goals_partial.md, to commit, and
+# compares the cells rerun so far with their lost rows (table50k_rerun_vs_lost.md).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
@@ -63,6 +64,8 @@ ORACLE_TASKS=${ORACLE_TASKS:-handle-press-v3,door-open-v3}
 ORACLE=("${START_FORMS[@]}" --grid reward=genreward --grid reward.video_goal=expert)
 ROW=("${START_FORMS[@]}" --grid reward=dense,sparse,genreward,genreward+dense)
 ABLATIONS=("${START_FORMS[@]}" --grid env.task=door-open-v3 --grid reward=video,frame)
+# the summaries of the cells finished before runs/ was lost on 2026-12-06
+LOST=(experiments/results/table50k_lost/table50k_partial{,_perstep,_oracle}.csv)
 case "${1:-}" in
   ""|--finished_only) ;;
   *) echo "error: experiments/table.sh: unknown argument '$1' (valid: --finished_only)" >&2; exit 2 ;;
@@ -86,13 +89,22 @@ if [ "${1:-}" = --finished_only ]; then
   # 2026-12-06, then on this machine's: a cell finished here replaces its lost row
   # (experiments.goals: the last file wins)
   summaries=()
-  for f in experiments/results/table50k_lost/table50k_partial{,_perstep,_oracle}.csv \
-           runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
+  for f in "${LOST[@]}" runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
     if [ -f "$f" ]; then summaries+=("$f"); fi
   done
   if [ ${#summaries[@]} -eq 0 ]; then echo "[table] no finished cell: no goals to check"; exit; fi
   python -m experiments.goals "${summaries[@]}" --out runs/table50k/goals_partial.md
   cp runs/table50k/goals_partial.md experiments/results/table50k_goals_partial.md
+  # the cells rerun so far against their lost rows (same pins and seeds): identical, or
+  # where they first differ (experiments.compare_summaries)
+  rerun=()
+  for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
+    if [ -f "$f" ]; then rerun+=("$f"); fi
+  done
+  if [ ${#rerun[@]} -gt 0 ]; then
+    python -m experiments.compare_summaries "${LOST[@]}" --new "${rerun[@]}" \
+      --out experiments/results/table50k_rerun_vs_lost.md
+  fi
   exit
 fi
 for task in ${TASKS//,/ }; do
@@ -129,3 +141,7 @@ for name in table perstep oracle ablations; do
 done
 python -m experiments.goals runs/table50k/summary_{table,perstep,oracle}.csv \
   --out experiments/results/metaworld_goals.md
+# and the rerun of the cells lost on 2026-12-06 against their lost rows
+python -m experiments.compare_summaries "${LOST[@]}" \
+  --new runs/table50k/summary_{table,perstep,oracle}.csv \
+  --out experiments/results/metaworld_rerun_vs_lost.md

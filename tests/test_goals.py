@@ -1,7 +1,8 @@
-"""Issue #21's goal check on sweep summaries (experiments.goals)."""
+"""Issue #21's goal check on sweep summaries (experiments.goals) and the comparison of a
+rerun's summaries with the first run's (experiments.compare_summaries)."""
 import pytest
 
-from experiments import goals, sweep
+from experiments import compare_summaries, goals, sweep
 
 
 def results(final):
@@ -57,3 +58,29 @@ def test_goals_name_a_missing_baseline_and_reject_other_files(tmp_path):
         goals.main([write_summary(tmp_path / "d.csv", {("a-v3", "dense"): [1.0]})])
     with pytest.raises(SystemExit, match="missing.csv"):
         goals.main([str(tmp_path / "missing.csv")])
+
+
+def test_a_rerun_compares_identical_or_names_its_first_differing_evaluation(tmp_path):
+    def summary(name, curves):
+        """{cell reward: per-evaluation success per seed, at 0, 100, 200 env steps}."""
+        rows = [([("env.task", "a-v3"), ("reward", r)],
+                 dict(results(c[-1]), success_curve={"env_steps": [0, 100, 200], "success": c}))
+                for r, c in curves.items()]
+        (tmp_path / name).write_text(sweep.summarize(rows)[1])
+        return str(tmp_path / name)
+    start, mid = [0.0, 0.0], [0.5, 1.0]
+    old = summary("old.csv", {"dense": [start, mid, [1.0, 1.0]],
+                              "genreward": [start, mid, [0.5, 0.5]],
+                              "sparse": [start, mid, [1.0, 1.0]]})
+    new = summary("new.csv", {"dense": [start, mid, [1.0, 1.0]],
+                              "genreward": [start, [0.0, 1.0], [0.5, 0.5]],
+                              "genreward+dense": [start, mid, [1.0, 1.0]]})  # not in old
+    out = tmp_path / "compare.md"
+    compare_summaries.main([old, "--new", new, "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 + 2                      # sparse not rerun, genreward+dense new
+    assert lines[2].startswith("| `task=a-v3_reward=dense` | 1.00 ± 0.00 | 1.00 ± 0.00 |")
+    assert lines[2].endswith("| identical |")
+    assert lines[3].endswith("| first differs at 100: 0.75 → 0.50 |")
+    with pytest.raises(SystemExit, match="no 'cell' and 'final_success' columns"):
+        compare_summaries.main([old, "--new", str(tmp_path / "compare.md")])
