@@ -31,6 +31,12 @@ def read_rows(paths):
     return rows
 
 
+def steps_label(env_steps):
+    """10000 -> '10k'; 100 -> '100'."""
+    n = int(env_steps)
+    return f"{n // 1000}k" if n and n % 1000 == 0 else str(n)
+
+
 def success_columns(old, new):
     """The `success@N` columns both rows fill, in env-step order."""
     cols = [k for k in old if k.startswith("success@") and old[k] not in ("", "-")
@@ -48,9 +54,7 @@ def verdict(old, new):
     for k in cols + ["final_success"]:
         a, b = parse_mean(old[k], k), parse_mean(new[k], k)
         if a != b:
-            steps = None if k == "final_success" else int(k.split("@")[1])
-            at = ("the end" if steps is None else
-                  f"{steps // 1000}k" if steps and steps % 1000 == 0 else str(steps))
+            at = "the end" if k == "final_success" else steps_label(k.split("@")[1])
             return f"first differs at {at}: {a:.2f} → {b:.2f}"
     return "same success, other figures differ"
 

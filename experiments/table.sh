@@ -34,7 +34,8 @@
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
 # experiments/results/table50k_partial* and table50k_goals_partial.md, to commit, and
-# compares the cells rerun so far with their lost rows (table50k_rerun_vs_lost.md).
+# compares the cells rerun so far with their lost rows (table50k_rerun_vs_lost.md) and
+# writes the finished cells as one task x reward table (table50k_table_partial.md).
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
@@ -104,6 +105,9 @@ if [ "${1:-}" = --finished_only ]; then
   if [ ${#rerun[@]} -gt 0 ]; then
     python -m experiments.compare_summaries "${LOST[@]}" --new "${rerun[@]}" \
       --out experiments/results/table50k_rerun_vs_lost.md
+    # this machine's finished cells as one task x reward table
+    python -m experiments.results_table "${rerun[@]}" \
+      --out experiments/results/table50k_table_partial.md
   fi
   exit
 fi
@@ -141,6 +145,8 @@ for name in table perstep oracle ablations; do
 done
 python -m experiments.goals runs/table50k/summary_{table,perstep,oracle}.csv \
   --out experiments/results/metaworld_goals.md
+python -m experiments.results_table runs/table50k/summary_{table,perstep,oracle}.csv \
+  --out experiments/results/metaworld_table.md   # the README's table
 # and the rerun of the cells lost on 2026-12-06 against their lost rows
 python -m experiments.compare_summaries "${LOST[@]}" \
   --new runs/table50k/summary_{table,perstep,oracle}.csv \

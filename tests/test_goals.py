@@ -1,8 +1,9 @@
-"""Issue #21's goal check on sweep summaries (experiments.goals) and the comparison of a
-rerun's summaries with the first run's (experiments.compare_summaries)."""
+"""Issue #21's tools on sweep summaries: the goal check (experiments.goals), a rerun
+against the first run (experiments.compare_summaries) and the task x reward table
+(experiments.results_table)."""
 import pytest
 
-from experiments import compare_summaries, goals, sweep
+from experiments import compare_summaries, goals, results_table, sweep
 
 
 def results(final):
@@ -84,3 +85,23 @@ def test_a_rerun_compares_identical_or_names_its_first_differing_evaluation(tmp_
     assert lines[3].endswith("| first differs at 100: 0.75 → 0.50 |")
     with pytest.raises(SystemExit, match="no 'cell' and 'final_success' columns"):
         compare_summaries.main([old, "--new", str(tmp_path / "compare.md")])
+
+
+def test_results_table_puts_each_task_in_a_row_and_each_reward_variant_in_a_column(tmp_path):
+    row = write_summary(tmp_path / "row.csv", {("a-v3", "dense"): [1.0, 0.8],
+                                               ("b-v3", "dense"): [0.5, 0.5],
+                                               ("b-v3", "sparse"): [0.0, 0.2]})
+    arm = write_summary(tmp_path / "arm.csv", {("a-v3", "genreward_video_form=progress"):
+                                               [1.0, 0.0]})
+    out = tmp_path / "table.md"
+    results_table.main([row, arm, "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert lines[0] == "| task | `dense` | `sparse` | `genreward (video_form=progress)` |"
+    assert lines[2] == ("| a-v3 (100) | **0.90 ± 0.10** (best 0.90, dense return 1 ± 0) | - "
+                        "| **0.50 ± 0.50** (best 0.50, dense return 1 ± 0) |")
+    assert lines[3].startswith("| b-v3 (100) | **0.50 ± 0.00** (best 0.50,")
+    assert lines[3].endswith("| **0.10 ± 0.10** (best 0.10, dense return 1 ± 0) | - |")
+    with pytest.raises(SystemExit, match="expected task=TASK_reward=REWARD"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("cell,final_success\nno_task_here,0.5 ± 0.0\n")
+        results_table.main([str(bad)])
