@@ -5,7 +5,7 @@
 
 Reads `summary.csv` files as `experiments.sweep` writes them. For every cell in both
 the old and the new files (a later file replacing an earlier one's row of the same
-cell), prints a markdown row: the final success (mean ± std over seeds) old and new,
+cell), prints (and writes to --out) a markdown row: the final success (mean ± std over seeds) old and new,
 the final dense return old and new, and the verdict: `identical` when every success
 column (`success@N`, `final_success`, `best_success`) and the final dense return are
 equal as written, else the first evaluation whose mean success differs. Cells in only
@@ -13,9 +13,8 @@ one side are left out (a cell not rerun yet).
 """
 import argparse
 import csv
-import sys
 
-from experiments.goals import parse_mean
+from experiments.goals import emit, parse_mean
 
 
 def read_rows(paths):
@@ -78,17 +77,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", nargs="+", help="the first run's summary.csv files")
     parser.add_argument("--new", nargs="+", required=True, help="the rerun's summary.csv files")
-    parser.add_argument("--out", help="write the markdown table here instead of stdout")
+    parser.add_argument("--out", default="", help="write the markdown table here")
     args = parser.parse_args(argv)
-    try:
-        text = to_markdown(compare(read_rows(args.old), read_rows(args.new)))
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: experiments.compare_summaries: {e}")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    emit("compare_summaries",
+         lambda: to_markdown(compare(read_rows(args.old), read_rows(args.new))), args.out)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ cells (from any of the files), on the mean final success over seeds:
 
 (`*`: the reward with any further fields, e.g. the per-step forms.) A target above 1
 cannot be met by any success rate: it is reported as unreachable, with the target.
-Prints a markdown table (or writes it to --out).
+Prints a markdown table (and writes it to --out).
 """
 import argparse
 import csv
@@ -97,23 +97,32 @@ def to_markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def emit(tool, make_markdown, out=""):
+    """Prints `make_markdown()` and writes it to `out` when given; a bad or missing input
+    file (OSError, ValueError) exits with 'error: experiments.TOOL: ...'."""
+    try:
+        md = make_markdown()
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: experiments.{tool}: {e}")
+    if out:
+        with open(out, "w") as f:
+            f.write(md)
+    sys.stdout.write(md)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("summaries", nargs="+", help="summary.csv files of experiments.sweep")
     parser.add_argument("--out", default="", help="write the markdown table here")
     args = parser.parse_args(argv)
-    try:
+
+    def make():
         results = check(read_cells(args.summaries))
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"error: experiments.goals: {e}")
-    if not results:
-        raise SystemExit("error: experiments.goals: no genreward or genreward+dense cell in "
-                         + ", ".join(args.summaries))
-    md = to_markdown(results)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(md)
-    sys.stdout.write(md)
+        if not results:
+            raise ValueError("no genreward or genreward+dense cell in "
+                             + ", ".join(args.summaries))
+        return to_markdown(results)
+    emit("goals", make, args.out)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Sweep summaries as one task × reward table: the README's results table, generated.
 
     python -m experiments.results_table experiments/results/metaworld.csv \
-        experiments/results/metaworld_{perstep,oracle}.csv [--out table.md]
+        experiments/results/metaworld_{perstep,oracle}.csv [--out table.md]   (printed, and written to --out)
 
 Reads `summary.csv` files as `experiments.sweep` writes them (cells named
 `task=T_reward=R[_field=value...]`). One row per task, one column per reward with its
@@ -12,10 +12,9 @@ final dense return (Meta-World's shaped return, whatever the agent trained on); 
 whose cells all ran to one budget names it beside the task. "-": no such cell.
 """
 import argparse
-import sys
 
 from experiments.compare_summaries import read_rows, steps_label
-from experiments.goals import parse_cell
+from experiments.goals import emit, parse_cell
 
 
 def table(rows):
@@ -53,17 +52,9 @@ def to_markdown(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("summaries", nargs="+", help="summary.csv files of experiments.sweep")
-    parser.add_argument("--out", help="write the markdown table here instead of stdout")
+    parser.add_argument("--out", default="", help="write the markdown table here")
     args = parser.parse_args(argv)
-    try:
-        text = to_markdown(read_rows(args.summaries))
-    except (OSError, ValueError) as e:
-        sys.exit(f"error: experiments.results_table: {e}")
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
+    emit("results_table", lambda: to_markdown(read_rows(args.summaries)), args.out)
 
 
 if __name__ == "__main__":
