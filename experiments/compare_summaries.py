@@ -5,11 +5,11 @@
 
 Reads `summary.csv` files as `experiments.sweep` writes them. For every cell in both
 the old and the new files (a later file replacing an earlier one's row of the same
-cell), prints (and writes to --out) a markdown row: the final success (mean ± std over seeds) old and new,
-the final dense return old and new, and the verdict: `identical` when every success
-column (`success@N`, `final_success`, `best_success`) and the final dense return are
-equal as written, else the first evaluation whose mean success differs. Cells in only
-one side are left out (a cell not rerun yet).
+cell), prints (and writes to --out) a markdown row: the final success (mean ± std over
+seeds) old and new, the final dense return old and new, and the verdict: `identical`
+when every success column (`success@N`, `final_success`, `best_success`) and the final
+dense return are equal as written, else the first evaluation whose mean success
+differs. Cells in only one side are left out (a cell not rerun yet).
 """
 import argparse
 import csv
