@@ -1,7 +1,7 @@
 """Sweep summaries as one task × reward table: the README's results table, generated.
 
     python -m experiments.results_table experiments/results/metaworld.csv \
-        experiments/results/metaworld_{perstep,oracle}.csv [--out table.md]   (printed, and written to --out)
+        experiments/results/metaworld_{perstep,oracle}.csv [--out table.md]
 
 Reads `summary.csv` files as `experiments.sweep` writes them (cells named
 `task=T_reward=R[_field=value...]`). One row per task, one column per reward with its
@@ -9,7 +9,8 @@ further fields (e.g. `genreward (video_form=progress_frame_form=bsim)`), each in
 order it first appears; a later file's cell replaces an earlier one's. A cell reads
 **final success** (mean ± std over seeds), then the best evaluation's success and the
 final dense return (Meta-World's shaped return, whatever the agent trained on); a task
-whose cells all ran to one budget names it beside the task. "-": no such cell.
+whose cells all ran to one budget names it beside the task. "-": no such cell. The
+table is printed, and written to --out when given.
 """
 import argparse
 
