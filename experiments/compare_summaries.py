@@ -12,22 +12,8 @@ dense return are equal as written, else the first evaluation whose mean success
 differs. Cells in only one side are left out (a cell not rerun yet).
 """
 import argparse
-import csv
 
-from experiments.goals import emit, parse_mean
-
-
-def read_rows(paths):
-    """{cell: row} from every summary csv in `paths`; a later file's row wins."""
-    rows = {}
-    for path in paths:
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                if "cell" not in row or "final_success" not in row:
-                    raise ValueError(f"{path}: no 'cell' and 'final_success' columns; "
-                                     "expected a summary.csv written by experiments.sweep")
-                rows[row["cell"]] = row
-    return rows
+from experiments.goals import emit, parse_mean, read_rows
 
 
 def steps_label(env_steps):

@@ -47,18 +47,25 @@ def parse_mean(text, where):
         raise ValueError(f"{where}: final_success {text!r} is not 'mean ± std'") from None
 
 
+def read_rows(paths):
+    """{cell: summary row} from every summary csv in `paths`; a later file's row wins."""
+    rows = {}
+    for path in paths:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if not {"cell", "final_success"} <= set(reader.fieldnames or ()):
+                raise ValueError(f"{path}: no 'cell' and 'final_success' columns; expected a "
+                                 "summary.csv written by experiments.sweep")
+            rows.update((row["cell"], row) for row in reader)
+    return rows
+
+
 def read_cells(paths):
     """{(task, reward, fields): final success mean} from every summary csv in `paths`."""
     cells = {}
     for path in paths:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if rows and not {"cell", "final_success"} <= set(rows[0]):
-            raise ValueError(f"{path}: no 'cell' and 'final_success' columns; expected a "
-                             "summary.csv written by experiments.sweep")
-        for row in rows:
-            key = parse_cell(row["cell"])
-            cells[key] = parse_mean(row["final_success"], f"{path}, cell {row['cell']}")
+        for name, row in read_rows([path]).items():
+            cells[parse_cell(name)] = parse_mean(row["final_success"], f"{path}, cell {name}")
     return cells
 
 

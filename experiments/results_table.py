@@ -14,8 +14,8 @@ table is printed, and written to --out when given.
 """
 import argparse
 
-from experiments.compare_summaries import read_rows, steps_label
-from experiments.goals import emit, parse_cell
+from experiments.compare_summaries import steps_label
+from experiments.goals import emit, parse_cell, read_rows
 
 
 def table(rows):
