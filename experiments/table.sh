@@ -89,19 +89,15 @@ if [ "${1:-}" = --finished_only ]; then
   # the goals, first on the summaries of the cells finished before runs/ was lost on
   # 2026-12-06, then on this machine's: a cell finished here replaces its lost row
   # (experiments.goals: the last file wins)
-  summaries=()
-  for f in "${LOST[@]}" runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
-    if [ -f "$f" ]; then summaries+=("$f"); fi
-  done
-  if [ ${#summaries[@]} -eq 0 ]; then echo "[table] no finished cell: no goals to check"; exit; fi
-  python -m experiments.goals "${summaries[@]}" --out runs/table50k/goals_partial.md
-  cp runs/table50k/goals_partial.md experiments/results/table50k_goals_partial.md
-  # the cells rerun so far against their lost rows (same pins and seeds): identical, or
-  # where they first differ (experiments.compare_summaries)
+  # (the lost summaries are committed; this machine's exist once a cell has finished)
   rerun=()
   for f in runs/table50k/summary_partial{,_perstep,_oracle}.csv; do
     if [ -f "$f" ]; then rerun+=("$f"); fi
   done
+  python -m experiments.goals "${LOST[@]}" "${rerun[@]}" --out runs/table50k/goals_partial.md
+  cp runs/table50k/goals_partial.md experiments/results/table50k_goals_partial.md
+  # the cells rerun so far against their lost rows (same pins and seeds): identical, or
+  # where they first differ (experiments.compare_summaries)
   if [ ${#rerun[@]} -gt 0 ]; then
     python -m experiments.compare_summaries "${LOST[@]}" --new "${rerun[@]}" \
       --out experiments/results/table50k_rerun_vs_lost.md
