@@ -13,16 +13,17 @@ Terms that need networks take the static AgentDef via `make_terms(defn)`.
   env_dense   batch["reward"] (Meta-World dense reward)
   video       by reward.video_form (vidrl_jax/rewards/video_level.py), with
               Φ' = video_reward(goal video latent, window latent, reward.video_metric):
-                score     Φ'  (the score of the episode so far; default)
+                score     Φ'  (the score of the episode so far)
                 shaped    γ·Φ' − batch["video_potential_prev"] (γ = agent.discount; the
                           column is Φ of the previous step, scored on the host at
                           collection time with the same function and centring)
-                progress  frame_progress(goal["frame_latents"], batch["next_phi"]) in [0,1]
+                progress  frame_progress(goal["frame_latents"], batch["next_phi"]) in
+                          [0,1] (the default since 2026-12-06)
   frame       by reward.frame_form, current FB params, z_g = B(phi(goal frame)):
-                fz         F(s,a,z_g)^T z_g (default; = the paper's F^T B(g), agents/fb.py)
+                fz         F(s,a,z_g)^T z_g (= the paper's F^T B(g), agents/fb.py)
                 fz_scaled  F(s,a,z_g)^T z_g / its running std (reward/frame_scale; not
                            centred): the scale of F^T z grows as FB trains, this is ~1
-                bsim       cos(B(phi(s')), z_g) in [-1, 1]
+                bsim       cos(B(phi(s')), z_g) in [-1, 1] (the default since 2026-12-06)
   likelihood  batch["likelihood"] (precomputed per transition by vidrl_jax/rewards/likelihood.py)
   roboclip    batch["roboclip"] (stored per transition, paid at episode end)
 
