@@ -56,6 +56,7 @@ def test_results_and_plot_are_written(uninterrupted):
     assert r["success_curve"]["env_steps"] == [0, 50, 100]
     assert 0.0 <= r["final_success_mean"] <= 1.0
     assert set(r["final_returns"]) >= {"env_sparse", "env_dense"}
+    assert r["video_models"] == {}  # (a sparse agent reads no video model)
     sparse = r["reward_running"]["env_sparse"]  # what the updates were paid (0 or 1)
     assert 0.0 <= sparse["mean"] <= 1.0 and 0.0 <= sparse["std"] <= 0.5
     assert os.path.getsize(os.path.join(uninterrupted, "success.png")) > 1000

@@ -14,6 +14,7 @@ from vidrl_jax import config_check, stages
 from vidrl_jax.errors import CheckpointError, ConfigError, StageMissingError, VidrlError
 from vidrl_jax.utils import distributed
 from vidrl_jax.utils.checkpoint import CheckpointManager
+from vidrl_jax.utils.fingerprint import digest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -285,3 +286,15 @@ def test_replicated_state_compiles_a_pmapped_step_once(compiles):
     assert compiles_in_three_steps(distributed.replicate(np.zeros(4, np.float32))) == 1
     other = jax.pmap(lambda x: x)(np.zeros((jax.local_device_count(), 4), np.float32))
     assert compiles_in_three_steps(other) == 2
+
+
+def test_digest_changes_with_any_bit_dtype_shape_or_path_and_only_then():
+    tree = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(3, np.uint8)}
+    d = digest(tree)
+    assert len(d) == 16 and int(d, 16) >= 0
+    assert digest({"b": np.zeros(3, np.uint8), "w": jnp.arange(6.0).reshape(2, 3)}) == d
+    flipped = tree["w"].copy()
+    flipped.view(np.uint32)[1, 2] ^= 1  # one bit of one float
+    for other in ({**tree, "w": flipped}, {**tree, "w": tree["w"].astype(np.float64)},
+                  {**tree, "w": tree["w"].reshape(3, 2)}, {"v": tree["w"], "b": tree["b"]}):
+        assert digest(other) != d

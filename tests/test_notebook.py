@@ -47,3 +47,6 @@ def test_notebook_runs_smoke_on_8_devices(tmp_path):
     assert "final success rate" in proc.stdout
     for path in ("goal/goal_video.gif", "select/goal_frame.png", "success.png", "results.json"):
         assert os.path.exists(tmp_path / "run" / path), path
+    with open(tmp_path / "run" / "results.json") as f:  # which video models it read
+        video_models = json.load(f)["video_models"]
+    assert sorted(video_models) == ["goal_embeddings", "goal_frames", "vae_params"]

@@ -298,10 +298,15 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     np.testing.assert_allclose(p, idx / (len(frames) - 1), atol=0.05)
     # progress reads no video: no window column (the loop runs the VAE on one frame)
     assert enc.latent_dim == 0 and enc.window(frames[None]).shape == (1, 0)
+    progress_fingerprints = enc.fingerprints
     config.reward.video_form = "shaped"
     enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
                          needs_vae=True)
     assert enc.latent_dim > 0
+    # results.json's video_models: the same models and goal video, another embedding of it
+    fp = enc.fingerprints
+    assert set(fp) == {"vae_params", "goal_frames", "goal_embeddings"}
+    assert [fp[k] == progress_fingerprints[k] for k in sorted(fp)] == [False, True, True]
     enc.start_episode(frames[:2])
     videos = np.stack([frames[idx[:enc.clip_len]]] * 2)
     stored = enc.stored(enc.window(videos))
@@ -397,6 +402,12 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     clip = demo[resample_indices(len(demo), enc.clip_len)]
     expected = enc._embed(clip[None])[0] - (enc.still(clip[:1])[0] if enc.centre else 0.0)
     np.testing.assert_allclose(enc.goal["video_latent"], expected, atol=1e-6)
+    expert = enc.fingerprints
+    config.reward.video_goal = "decoded"  # the generated goal video: another goal digest
+    generated = RewardEncoders(config, ctx, needs_vae=True).fingerprints
+    assert generated["vae_params"] == expert["vae_params"]
+    assert generated["goal_frames"] != expert["goal_frames"]
+    config.reward.video_goal = "expert"
     config.reward.video_form = "progress"  # the frames it locates the agent's on: the demo's
     enc = RewardEncoders(config, ctx, needs_vae=True)
     np.testing.assert_allclose(enc.goal["frame_latents"], enc.phi(enc.goal_frames), atol=1e-6)

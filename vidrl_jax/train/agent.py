@@ -362,4 +362,5 @@ class AgentRun:
 
     def results(self):
         """results.json content (vidrl_jax/train/agent_results.py)."""
-        return results_record(self.config, self.counters, self.learner)
+        return results_record(self.config, self.counters, self.learner,
+                              self.encoders.fingerprints)

@@ -1,6 +1,6 @@
 """What an agent run reports: results.json's record and success.png.
 
-    record = results_record(config, counters, learner)
+    record = results_record(config, counters, learner, encoders.fingerprints)
     plot_success(record, "success.png")
 """
 import json
@@ -10,10 +10,11 @@ import numpy as np
 from vidrl_jax.utils.video_io import save_figure
 
 
-def results_record(config, counters, learner):
+def results_record(config, counters, learner, video_models):
     """results.json content of an agent run (counters: the loop's, with its eval
     history; learner: vidrl_jax/train/learner.Learner): per seed and mean ± std over
-    seeds."""
+    seeds; video_models: the digests of the video models and goal the rewards read
+    (RewardEncoders.fingerprints; {} for a reward that reads none)."""
     c, lr = counters, learner
     hist = c["history"]
     curve = np.array([h["success"] for h in hist])          # [E, S]
@@ -41,6 +42,7 @@ def results_record(config, counters, learner):
         "wall_time_s": wall,
         "env_steps_per_s": c["env_steps"] * lr.num_seeds / max(wall, 1e-9),
         "bytes_per_transition": lr.bytes_per_transition,
+        "video_models": video_models,
     }
     if lr.num_processes > 1:
         out["agents_identical_across_processes"] = lr.replicas_agree()

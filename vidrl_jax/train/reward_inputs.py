@@ -25,6 +25,7 @@ from vidrl_jax.diffusion.data import still_videos
 from vidrl_jax.errors import ConfigError, StageMissingError
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
+from vidrl_jax.utils.fingerprint import digest
 
 ROBOCLIP_FRAMES = 8
 LIKELIHOOD_TIMESTEPS = 8
@@ -68,6 +69,9 @@ class RewardEncoders:
     video's decoded frames (φ = the VAE's single-frame latent: the frame the progress
     term compares them with is the replay's next_phi).
     With no VAE needed (baselines without video terms) both are empty columns.
+    `fingerprints`: digests (vidrl_jax/utils/fingerprint.py) of what the rewards read:
+    "vae_params", "goal_frames" (the goal video's frames and the goal frame, uint8) and
+    "goal_embeddings" (`goal`); {} with no VAE.
     """
 
     def __init__(self, config, ctx, needs_vae):
@@ -80,6 +84,7 @@ class RewardEncoders:
         self.video_metric = str(config.reward.get("video_metric", "cosine"))
         self._score = jax.jit(video_reward, static_argnums=2)
         self._reference = None
+        self.fingerprints = {}
         if float(config.reward.roboclip):
             self._init_roboclip(config)
         if not needs_vae:
@@ -132,6 +137,10 @@ class RewardEncoders:
                 raise ConfigError("reward.video_form=progress needs reward.frame_features="
                                   "vae (it compares VAE frame latents)")
             self.goal["frame_latents"] = self._phi(self.goal_frames)
+        self.fingerprints = {"vae_params": digest(params),
+                             "goal_frames": digest({"video": self.goal_frames,
+                                                    "frame": goal_frame}),
+                             "goal_embeddings": digest(self.goal)}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         # (no term reads the agent's video: no window column, nothing to centre)
         self.latent_dim = int(self.goal["video_latent"].shape[0]) if needs_window(config) else 0
