@@ -6,8 +6,11 @@
 # checkpoints. Each finished cell's results.json and metrics.jsonl are kept in
 # experiments/results/table50k/<cell>/ (commit them): on a fresh machine, whose runs/ is
 # empty, the sweep restores them and runs only the cells not yet recorded. The video
-# models are those of runs/ab_shared (the defaults; built here on a fresh machine,
-# ~20 min).
+# models are those of runs/ab_shared (the defaults): kept in experiments/results/table50k_models
+# as they are built (experiments.shared_models: VAE, diffusion model, each task's goal
+# video and goal frame; 8 MB) and restored from there on a fresh machine, so that every
+# cell run since 2026-12-07 reads the same models (a rebuild differs from machine to
+# machine; the cells finished before read builds of 2026-12-06 and earlier, lost).
 # Order, most information first: one task at a time, its row (the 4 rewards), then
 # the per-step A/B arm (genreward and genreward+dense with the Markov forms:
 # video_form=progress, frame_form=bsim, each term bounded; against the row's cells
@@ -46,11 +49,14 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
     --set agent.checkpoint_every=5000 --set agent.log_every=1000 \
     --workdir=runs/table50k --shared_dir=runs/ab_shared --records=experiments/results/table50k \
     "${@:2}"
+  # the video models its cells read, kept once (a later rebuild does not replace them)
+  python -m experiments.shared_models save runs/ab_shared "$MODELS"
   # each call rewrites summary.{csv,md,png} with its own cells: keep a copy per call
   for f in summary.csv summary.md summary.png summary_terms.csv summary_terms.png; do
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi
   done
 }
+MODELS=experiments/results/table50k_models
 DOOR50K=(--set_for env.task=door-open-v3:agent.replay_capacity=100000)  # the first pass
 DOOR100K=("${DOOR50K[@]}" --set_for env.task=door-open-v3:agent.total_steps=100000)
 # The rows, oracles and ablations pin the reward forms the table started with (the
@@ -107,6 +113,7 @@ if [ "${1:-}" = --finished_only ]; then
   fi
   exit
 fi
+python -m experiments.shared_models restore "$MODELS" runs/ab_shared
 door_100k_left() {  # how many of door-open-v3's cells are not finished at 100k
   for arm in ROW PERSTEP ORACLE; do
     if [ $arm = ORACLE ] && [[ ",$ORACLE_TASKS," != *",door-open-v3,"* ]]; then continue; fi
