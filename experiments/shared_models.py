@@ -8,7 +8,7 @@ runs of the cells finished before 2026-12-06 were lost"), so a table whose cells
 several machines would mix models. `save` keeps each finished shared stage an agent
 reads, `<stage>-<hash of its config>` of autoencoder, diffusion, goal and select (the
 goal video and goal frame of each task), without what only resumes or re-derives it
-(`checkpoints/`, diffusion's `latents.npz`), about 9 MB for 4 tasks. A stage kept once
+(`checkpoints/`, diffusion's `latents.npz`), about 8 MB for 4 tasks. A stage kept once
 is never replaced: the kept models are those the cells read. `restore` copies each
 kept stage into the shared dir where that stage is missing or unfinished, so the
 pipeline skips it (`demos` are not kept: 57 MB, and rendered alike on every machine
@@ -21,7 +21,7 @@ import os
 import shutil
 import sys
 
-from vidrl_jax.stages import SUMMARY_FILE, is_done
+from vidrl_jax.stages import is_done
 
 STAGES = ("autoencoder", "diffusion", "goal", "select")
 SKIPPED = ("checkpoints", "latents.npz")  # resumable state, caches: not read downstream
