@@ -43,27 +43,15 @@ def _copy(src, dst):
     os.replace(tmp, dst)
 
 
-def save(shared_dir, kept_dir):
-    """Keeps each finished stage of `shared_dir` not yet in `kept_dir`; returns their names."""
-    os.makedirs(kept_dir, exist_ok=True)
-    new = [os.path.basename(p) for p in stage_dirs(shared_dir)
-           if not is_done(os.path.join(kept_dir, os.path.basename(p)))]
+def copy_missing(src, dst):
+    """Copies each finished stage of `src` that `dst` lacks or has unfinished (an
+    unfinished build is replaced); returns their names. `save` is (shared dir, kept
+    folder): a stage kept once is never replaced; `restore` is (kept folder, shared dir)."""
+    os.makedirs(dst, exist_ok=True)
+    new = [os.path.basename(p) for p in stage_dirs(src)
+           if not is_done(os.path.join(dst, os.path.basename(p)))]
     for name in new:
-        _copy(os.path.join(shared_dir, name), os.path.join(kept_dir, name))
-    return new
-
-
-def restore(kept_dir, shared_dir):
-    """Copies each kept stage into `shared_dir` where it is missing or unfinished (an
-    unfinished build is replaced); returns their names."""
-    if not os.path.isdir(kept_dir):
-        raise SystemExit(f"error: experiments.shared_models: {kept_dir} is not a folder of "
-                         "kept stages (made by `save`)")
-    os.makedirs(shared_dir, exist_ok=True)
-    new = [os.path.basename(p) for p in stage_dirs(kept_dir)
-           if not is_done(os.path.join(shared_dir, os.path.basename(p)))]
-    for name in new:
-        _copy(os.path.join(kept_dir, name), os.path.join(shared_dir, name))
+        _copy(os.path.join(src, name), os.path.join(dst, name))
     return new
 
 
@@ -73,7 +61,10 @@ def main(argv=None):
     parser.add_argument("src", help="save: the shared dir; restore: the kept folder")
     parser.add_argument("dst", help="save: the kept folder; restore: the shared dir")
     args = parser.parse_args(argv)
-    done = (save if args.action == "save" else restore)(args.src, args.dst)
+    if args.action == "restore" and not os.path.isdir(args.src):
+        raise SystemExit(f"error: experiments.shared_models: {args.src} is not a folder of "
+                         "kept stages (made by `save`)")
+    done = copy_missing(args.src, args.dst)
     verb = "kept" if args.action == "save" else "restored"
     print(f"[shared_models] {verb} {len(done)} stage(s){': ' if done else ''}"
           f"{', '.join(done)}", file=sys.stderr)

@@ -33,7 +33,7 @@ def test_kept_models_are_finished_stages_on_a_fresh_machine_and_never_replaced(t
            {"unet_params.msgpack": b"unet", "latents.npz": b"cache"})
     _build(config, str(tmp_path / "run"), shared, "demos", {"shard": b"frames"})
     stages.link_shared_stage(config, str(tmp_path / "run"), "goal", shared)  # unfinished
-    names = shared_models.save(shared, kept)
+    names = shared_models.copy_missing(shared, kept)
     assert [n.split("-")[0] for n in names] == ["autoencoder", "diffusion"]
     kept_ae = os.path.join(kept, os.path.basename(ae))
     assert sorted(os.listdir(kept_ae)) == ["config.json", "summary.json", "vae_params.msgpack"]
@@ -41,7 +41,7 @@ def test_kept_models_are_finished_stages_on_a_fresh_machine_and_never_replaced(t
     # a stage kept once is the one the cells read: a rebuild elsewhere does not replace it
     with open(os.path.join(ae, "vae_params.msgpack"), "wb") as f:
         f.write(b"another machine's vae")
-    assert shared_models.save(shared, kept) == []
+    shared_models.main(["save", shared, kept])
     with open(os.path.join(kept_ae, "vae_params.msgpack"), "rb") as f:
         assert f.read() == b"vae"
     # a fresh machine, killed while building the autoencoder: the kept one replaces it
@@ -50,14 +50,15 @@ def test_kept_models_are_finished_stages_on_a_fresh_machine_and_never_replaced(t
     stages.link_shared_stage(config, run, "autoencoder", fresh)
     unfinished = os.path.realpath(os.path.join(run, "autoencoder"))
     os.makedirs(os.path.join(unfinished, "checkpoints"))
-    assert sorted(shared_models.restore(kept, fresh)) == sorted(names)
+    shared_models.main(["restore", kept, fresh])
+    assert sorted(shared_models.stage_dirs(fresh)) == [os.path.join(fresh, n) for n in names]
     assert stages.check_stage_dir(config, run, "autoencoder") == "done"
     with open(os.path.join(run, "autoencoder", "vae_params.msgpack"), "rb") as f:
         assert f.read() == b"vae"
     stages.link_shared_stage(config, run, "diffusion", fresh)
     assert stages.check_stage_dir(config, run, "diffusion") == "done"
     assert stages.check_stage_dir(config, run, "demos") == "new"  # rendered again
-    assert shared_models.restore(kept, fresh) == []
+    assert shared_models.copy_missing(kept, fresh) == []
     assert not [p for p in os.listdir(fresh) if ".tmp" in p]
 
 
