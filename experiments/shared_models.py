@@ -61,9 +61,11 @@ def main(argv=None):
     parser.add_argument("src", help="save: the shared dir; restore: the kept folder")
     parser.add_argument("dst", help="save: the kept folder; restore: the shared dir")
     args = parser.parse_args(argv)
-    if args.action == "restore" and not os.path.isdir(args.src):
-        raise SystemExit(f"error: experiments.shared_models: {args.src} is not a folder of "
-                         "kept stages (made by `save`)")
+    if not os.path.isdir(args.src):
+        what = ("a shared dir (a sweep's --shared_dir)" if args.action == "save"
+                else "a folder of kept stages (made by `save`)")
+        raise SystemExit(f"error: experiments.shared_models {args.action}: {args.src} is not "
+                         f"{what}")
     done = copy_missing(args.src, args.dst)
     verb = "kept" if args.action == "save" else "restored"
     print(f"[shared_models] {verb} {len(done)} stage(s){': ' if done else ''}"

@@ -50,7 +50,7 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as s
     --workdir=runs/table50k --shared_dir=runs/ab_shared --records=experiments/results/table50k \
     "${@:2}"
   # the video models its cells read, kept once (a later rebuild does not replace them)
-  python -m experiments.shared_models save runs/ab_shared "$MODELS"
+  if [ -d runs/ab_shared ]; then python -m experiments.shared_models save runs/ab_shared "$MODELS"; fi
   # each call rewrites summary.{csv,md,png} with its own cells: keep a copy per call
   for f in summary.csv summary.md summary.png summary_terms.csv summary_terms.png; do
     if [ -f "runs/table50k/$f" ]; then cp "runs/table50k/$f" "runs/table50k/${f/summary/summary_$1}"; fi

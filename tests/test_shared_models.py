@@ -62,6 +62,9 @@ def test_kept_models_are_finished_stages_on_a_fresh_machine_and_never_replaced(t
     assert not [p for p in os.listdir(fresh) if ".tmp" in p]
 
 
-def test_restore_from_a_missing_folder_is_one_clear_error(tmp_path, capsys):
-    with pytest.raises(SystemExit, match="nowhere is not a folder of kept stages"):
+def test_a_missing_source_folder_is_one_clear_error_and_nothing_is_made(tmp_path):
+    with pytest.raises(SystemExit, match="restore: .*nowhere is not a folder of kept stages"):
         shared_models.main(["restore", str(tmp_path / "nowhere"), str(tmp_path / "shared")])
+    with pytest.raises(SystemExit, match="save: .*typo is not a shared dir"):
+        shared_models.main(["save", str(tmp_path / "typo"), str(tmp_path / "kept")])
+    assert os.listdir(tmp_path) == []
