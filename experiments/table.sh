@@ -107,8 +107,9 @@ if [ "${1:-}" = --finished_only ]; then
   if [ ${#rerun[@]} -gt 0 ]; then
     python -m experiments.compare_summaries "${LOST[@]}" --new "${rerun[@]}" \
       --out experiments/results/table50k_rerun_vs_lost.md
-    # this machine's finished cells as one task x reward table
-    python -m experiments.results_table "${rerun[@]}" \
+    # this machine's finished cells as one task x reward table (door-open-v3's ablations
+    # as two more columns)
+    python -m experiments.results_table "${rerun[@]}" runs/table50k/summary_partial_ablations.csv \
       --out experiments/results/table50k_table_partial.md
   fi
   exit
@@ -157,7 +158,7 @@ for name in table perstep oracle ablations; do
 done
 python -m experiments.goals runs/table50k/summary_{table,perstep,oracle}.csv \
   --out experiments/results/metaworld_goals.md
-python -m experiments.results_table runs/table50k/summary_{table,perstep,oracle}.csv \
+python -m experiments.results_table runs/table50k/summary_{table,perstep,oracle,ablations}.csv \
   --out experiments/results/metaworld_table.md   # the README's table
 # and the rerun of the cells lost on 2026-12-06 against their lost rows
 python -m experiments.compare_summaries "${LOST[@]}" \
