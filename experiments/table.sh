@@ -36,9 +36,11 @@
 # the ablations: summary_partial_ablations*) and
 # checks the issue's goals on them and on the cells finished before the loss
 # (runs/table50k/goals_partial.md, experiments.goals); it copies these files to
-# experiments/results/table50k_partial* and table50k_goals_partial.md, to commit, and
-# compares the cells rerun so far with their lost rows (table50k_rerun_vs_lost.md) and
-# writes the finished cells as one task x reward table (table50k_table_partial.md).
+# experiments/results/table50k_partial* and table50k_goals_partial.md, to commit while
+# the table is in progress, and compares the cells rerun so far with their lost rows
+# (table50k_rerun_vs_lost.md) and writes the finished cells as one task x reward table
+# (table50k_table_partial.md). The complete table's files are metaworld_* (below);
+# the table was completed on 2026-12-07 and these snapshots removed.
 set -e
 cd "$(dirname "$0")/.."
 sweep() {  # sweep NAME ARGS...: one sweep call; its summary files are kept as summary_NAME.*
@@ -107,9 +109,13 @@ if [ "${1:-}" = --finished_only ]; then
   if [ ${#rerun[@]} -gt 0 ]; then
     python -m experiments.compare_summaries "${LOST[@]}" --new "${rerun[@]}" \
       --out experiments/results/table50k_rerun_vs_lost.md
-    # this machine's finished cells as one task x reward table (door-open-v3's ablations
-    # as two more columns)
-    python -m experiments.results_table "${rerun[@]}" runs/table50k/summary_partial_ablations.csv \
+    # this machine's finished cells as one task x reward table (door-open-v3's ablations,
+    # once finished, as two more columns)
+    tables=("${rerun[@]}")
+    if [ -f runs/table50k/summary_partial_ablations.csv ]; then
+      tables+=(runs/table50k/summary_partial_ablations.csv)
+    fi
+    python -m experiments.results_table "${tables[@]}" \
       --out experiments/results/table50k_table_partial.md
   fi
   exit
