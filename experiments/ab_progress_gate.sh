@@ -9,10 +9,17 @@
 # runs/ab_shared. Resumable: re-run it. Finished cells' records are kept in
 # experiments/results/ab_progress_gate/ (commit them), the summary as
 # experiments/results/ab_progress_gate{,_terms}.csv and .png.
-# genreward: run 2026-12-06, 0.00 (README, "Progress's off-path gate"). genreward+dense
-# (against the arm's 0.00 there, where ungated progress outbid the dense reward): to run.
+# genreward: run 2026-12-06, 0.00; genreward+dense: run 2026-12-07, 0.23 ± 0.17 against
+# the arm's 0.00 (experiments/results/metaworld.md, "Progress's off-path gate").
+# TASKS, REWARDS (comma-separated) choose other cells, OUT the summary's name in
+# experiments/results/, e.g. handle-press's genreward+dense:
+#   TASKS=handle-press-v3 REWARDS=genreward+dense OUT=ab_progress_gate_handle_press \
+#     bash experiments/ab_progress_gate.sh
 set -e
 cd "$(dirname "$0")/.."
+TASKS=${TASKS:-window-open-v3}
+REWARDS=${REWARDS:-genreward,genreward+dense}
+OUT=${OUT:-ab_progress_gate}
 python -m experiments.sweep --config=configs/metaworld.py \
   --set seeds=3 --set agent.total_steps=50000 --set agent.replay_capacity=50000 \
   --set agent.eval_every=10000 --set agent.eval_episodes=10 \
@@ -21,5 +28,9 @@ python -m experiments.sweep --config=configs/metaworld.py \
   --set reward.video_progress_temperature=0.1 \
   --workdir=runs/ab_progress_gate --shared_dir=runs/ab_shared \
   --records=experiments/results/ab_progress_gate \
-  --grid env.task=window-open-v3 --grid reward=genreward,genreward+dense \
+  --grid env.task="$TASKS" --grid reward="$REWARDS" \
   --grid reward.video_progress_gate=0.1
+# the summary, its curves and each term's running mean and std (commit them)
+for f in summary.csv summary.png summary_terms.csv summary_terms.png; do
+  cp "runs/ab_progress_gate/$f" "experiments/results/${f/summary/$OUT}"
+done
