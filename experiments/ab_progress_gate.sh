@@ -10,7 +10,8 @@
 # experiments/results/ab_progress_gate/ (commit them), the summary as
 # experiments/results/ab_progress_gate{,_terms}.csv and .png.
 # genreward: run 2026-12-06, 0.00; genreward+dense: run 2026-12-07, 0.23 ± 0.17 against
-# the arm's 0.00 (experiments/results/metaworld.md, "Progress's off-path gate").
+# the arm's 0.00; handle-press's genreward+dense (the example below): 0.67 against 0.67
+# (experiments/results/metaworld.md, "Progress's off-path gate").
 # TASKS, REWARDS (comma-separated) choose other cells, OUT the summary's name in
 # experiments/results/, e.g. handle-press's genreward+dense:
 #   TASKS=handle-press-v3 REWARDS=genreward+dense OUT=ab_progress_gate_handle_press \
