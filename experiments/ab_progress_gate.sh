@@ -21,6 +21,8 @@ cd "$(dirname "$0")/.."
 TASKS=${TASKS:-window-open-v3}
 REWARDS=${REWARDS:-genreward,genreward+dense}
 OUT=${OUT:-ab_progress_gate}
+# an earlier call's summary must not be copied under this call's name (as table.sh's sweep())
+rm -f runs/ab_progress_gate/summary.{csv,md,png} runs/ab_progress_gate/summary_terms.{csv,png}
 python -m experiments.sweep --config=configs/metaworld.py \
   --set seeds=3 --set agent.total_steps=50000 --set agent.replay_capacity=50000 \
   --set agent.eval_every=10000 --set agent.eval_episodes=10 \
@@ -32,6 +34,9 @@ python -m experiments.sweep --config=configs/metaworld.py \
   --grid env.task="$TASKS" --grid reward="$REWARDS" \
   --grid reward.video_progress_gate=0.1
 # the summary, its curves and each term's running mean and std (commit them)
+# (none when no cell finished: the sweep says so)
 for f in summary.csv summary.png summary_terms.csv summary_terms.png; do
-  cp "runs/ab_progress_gate/$f" "experiments/results/${f/summary/$OUT}"
+  if [ -f "runs/ab_progress_gate/$f" ]; then
+    cp "runs/ab_progress_gate/$f" "experiments/results/${f/summary/$OUT}"
+  fi
 done
