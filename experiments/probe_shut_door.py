@@ -22,7 +22,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from absl import flags  # noqa: E402
 
-from experiments.reward_eval_episodes import SEED_BASE, random_episode  # noqa: E402
+from vidrl_jax.envs.counterfactual import (SEED_BASE, expert_episode, object_joint,  # noqa: E402,F401
+                                           random_episode, undone_frame)
 from vidrl_jax.errors import VidrlError  # noqa: E402
 from vidrl_jax.utils.cli import run_absl_main  # noqa: E402
 
@@ -39,43 +40,6 @@ def define_flags():
     flags.DEFINE_list("sizes", ["32", "64", "128"], "Frame sizes (pixels).")
     flags.DEFINE_integer("episodes", 5, "Expert and random episodes per size.")
     flags.DEFINE_string("out", None, "Also write the results here as JSON.")
-
-
-def object_joint(env):
-    """qpos index of the task's object joint: the first joint that is not the arm's."""
-    import mujoco
-    model = env.unwrapped_metaworld.model
-    for j in range(model.njnt):
-        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or ""
-        if not (name.startswith("right_j") or name in ("r_close", "l_close")):
-            return int(model.jnt_qposadr[j]), name
-    raise VidrlError(f"--task={env.task}: no object joint besides the arm's")
-
-
-def expert_episode(env, task, seed, after):
-    """(frames [L+1,H,W,3] to `after` steps past the first success, first success step,
-    the object joint's value at reset)."""
-    import numpy as np
-
-    from vidrl_jax.envs.experts import collect_episode, expert_policy
-    env.reset(seed=seed)  # (collect_episode resets from the same seed: the same state)
-    q, _ = object_joint(env)
-    q0 = float(env.unwrapped_metaworld.data.qpos[q])
-    ep = collect_episode(env, expert_policy(task), seed, after)
-    if not ep["success"].any():
-        raise VidrlError(f"the expert of {task} did not succeed from seed {seed}")
-    return ep["frames"], int(np.argmax(ep["success"])) + 1, q0
-
-
-def undone_frame(env, q0):
-    """The env's current state with the object joint put back at q0, rendered."""
-    import mujoco
-    mw = env.unwrapped_metaworld
-    q, _ = object_joint(env)
-    mw.data.qpos[q] = q0
-    mw.data.qvel[:] = 0.0
-    mujoco.mj_forward(mw.model, mw.data)
-    return env._render_frame()
 
 
 def probe(task, camera, size, episodes):

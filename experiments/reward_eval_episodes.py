@@ -4,9 +4,9 @@ import json
 import logging
 import os
 
+from vidrl_jax.envs.counterfactual import SEED_BASE, random_episode  # noqa: F401
 from vidrl_jax.errors import VidrlError
 
-SEED_BASE = 7_000_000  # evaluation episodes use seeds far from the demo seeds
 NOISE_LADDER = (0.1, 0.3, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
 DEFAULT_OTHER_TASKS = ("drawer-open-v3", "button-press-topdown-v3", "window-open-v3",
                        "reach-v3", "push-v3", "door-close-v3", "handle-press-v3")
@@ -66,17 +66,6 @@ def calibrate_noise(task, env_cfg, seed, episodes=8):
     env.close()
     best = min(rates, key=lambda s: (abs(rates[s] - 0.5), s))
     return best, rates
-
-
-def random_episode(env, seed):
-    """collect_episode's dict of a uniform random policy (seeded by `seed`) over the
-    whole episode, success or not."""
-    import numpy as np
-
-    from vidrl_jax.envs.experts import collect_episode
-    rng = np.random.default_rng(seed)
-    return collect_episode(env, lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), seed,
-                           steps_after_success=10 ** 9)
 
 
 def collect(task, env_cfg, seeds, kind, noise=0.0, steps_after_success=10):
