@@ -3,8 +3,8 @@
     python -m experiments.shared_models save runs/ab_shared experiments/results/table50k_models
     python -m experiments.shared_models restore experiments/results/table50k_models runs/ab_shared
 
-The video models built from one config differ from machine to machine (README, "The
-runs of the cells finished before 2026-12-06 were lost"), so a table whose cells ran on
+The video models built from one config differ from machine to machine (docs/results.md,
+"Reproducibility across machines"), so a table whose cells ran on
 several machines would mix models. `save` keeps each finished shared stage an agent
 reads, `<stage>-<hash of its config>` of autoencoder, diffusion, goal and select (the
 goal video and goal frame of each task), without what only resumes or re-derives it

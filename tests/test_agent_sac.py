@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.check_sac_pendulum import evaluate, pendulum_defn, train
+from experiments.studies.check_sac_pendulum import evaluate, pendulum_defn, train
 from vidrl_jax.agents import networks as nets
 from vidrl_jax.agents.state import AgentDef, init_agent_state
 from vidrl_jax.agents.train_step import check_finite, run_updates
@@ -13,7 +13,7 @@ from vidrl_jax.agents.train_step import check_finite, run_updates
 def test_sac_learns_pendulum():
     # 3000 env steps, 1 update per step (K=10 per fused call). The untrained policy
     # scores about -1200 to -1600; a learning SAC is past -800 here (-150 when solved;
-    # experiments/check_sac_pendulum.py runs the long version).
+    # experiments/studies/check_sac_pendulum.py runs the long version).
     state, ret = train(3000, seed=0, prefill=500, eval_episodes=3)
     assert int(state.step) == 2510
     assert ret > -800, ret

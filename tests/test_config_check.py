@@ -1,5 +1,5 @@
 """Every bad input to experiments.run stops before any stage runs: one line naming the
-field, the value and the fix, exit status 2 (issue #19). In-process validate() for
+field, the value and the fix, exit status 2. In-process validate() for
 the config classes; a few subprocess runs for the command line itself."""
 import os
 import subprocess

@@ -1,9 +1,10 @@
-"""Issue #21's tools on sweep summaries: the goal check (experiments.goals), a rerun
-against the first run (experiments.compare_summaries) and the task x reward table
-(experiments.results_table)."""
+"""The study tools on sweep summaries: the goal check (experiments.studies.goals), a
+rerun against the first run (experiments.studies.compare_summaries) and the task x reward
+table (experiments.studies.results_table)."""
 import pytest
 
-from experiments import compare_summaries, goals, results_table, sweep
+from experiments import sweep
+from experiments.studies import compare_summaries, goals, results_table
 
 
 def results(final):

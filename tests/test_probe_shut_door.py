@@ -1,4 +1,4 @@
-"""experiments/probe_shut_door: the task undone with the arm where the expert left it."""
+"""experiments/studies/probe_shut_door: the task undone with the arm where the expert left it."""
 import numpy as np
 import pytest
 
@@ -9,7 +9,7 @@ def test_undone_frame_shuts_the_door_and_the_masked_form_tells_it():
     """Putting door-open's hinge back where the reset left it changes the frame (the door
     shuts) and not the arm; whole-frame progress pays the shut door about as the open one,
     the arm-masked form as a random episode (a lead near 1)."""
-    from experiments import probe_shut_door as probe
+    from experiments.studies import probe_shut_door as probe
     from experiments.progress_probes import not_arm
     from vidrl_jax.envs.metaworld_env import MetaWorldEnv
 
@@ -34,6 +34,6 @@ def test_undone_frame_shuts_the_door_and_the_masked_form_tells_it():
 
 
 def test_a_size_off_the_grid_is_refused():
-    from experiments import probe_shut_door as probe
+    from experiments.studies import probe_shut_door as probe
     with pytest.raises(VidrlError, match="--sizes: 20 is not a multiple of 8"):
         probe.probe("door-open-v3", "corner2", 20, 1)

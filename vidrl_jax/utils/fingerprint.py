@@ -3,8 +3,8 @@
     digest({"w": params, "frames": frames}) -> "3f2a…" (16 hex digits)
 
 Bitwise: any change of a leaf's bytes, dtype, shape or path changes it. The video
-models built from the same config differ between machines (README, "The runs of the
-cells finished before 2026-12-06 were lost"), so results.json records the digests of
+models built from the same config differ between machines (docs/results.md,
+"Reproducibility across machines"), so results.json records the digests of
 what an agent's rewards read (vidrl_jax/train/reward_inputs.RewardEncoders).
 """
 import hashlib

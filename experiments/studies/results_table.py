@@ -1,6 +1,6 @@
-"""Sweep summaries as one task × reward table: the README's results table, generated.
+"""Sweep summaries as one task × reward table (experiments/results/metaworld_table.md).
 
-    python -m experiments.results_table experiments/results/metaworld.csv \
+    python -m experiments.studies.results_table experiments/results/metaworld.csv \
         experiments/results/metaworld_{perstep,oracle}.csv [--out table.md]
 
 Reads `summary.csv` files as `experiments.sweep` writes them (cells named
@@ -14,8 +14,8 @@ table is printed, and written to --out when given.
 """
 import argparse
 
-from experiments.compare_summaries import steps_label
-from experiments.goals import emit, parse_cell, read_rows
+from experiments.studies.compare_summaries import steps_label
+from experiments.studies.goals import emit, parse_cell, read_rows
 
 
 def table(rows):

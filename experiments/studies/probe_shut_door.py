@@ -1,6 +1,6 @@
 """Does a frame tell the task done from the task undone, the arm where the expert left it?
 
-    python -m experiments.probe_shut_door --task=door-open-v3 [--camera=corner2]
+    python -m experiments.studies.probe_shut_door --task=door-open-v3 [--camera=corner2]
         [--sizes=32,64,128] [--episodes=5]
 
 A counterfactual at each frame size: an expert episode of the task (seeds as

@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
-# (bash experiments/ab_progress_gate.sh) A/B for issue #21: the progress video term with
-# its off-path gate (reward.video_progress_gate=0.1: progress × exp(-d_min/0.1)), against
-# the table's per-step arm without it (runs/table50k's
-# task=window-open-v3_reward=genreward_video_form=progress_frame_form=bsim: success 0.00,
-# the agent held an off-path arm pose that progress pays 0.76 per step against the
-# expert's 0.51). Same settings as that cell: genreward (no env reward), progress τ 0.1 +
-# bsim, 3 seeds × 50k env steps, 10 eval episodes every 10k, the video models of
-# runs/ab_shared. Resumable: re-run it. Finished cells' records are kept in
-# experiments/results/ab_progress_gate/ (commit them), the summary as
-# experiments/results/ab_progress_gate{,_terms}.csv and .png.
-# genreward: run 2026-12-06, 0.00; genreward+dense: run 2026-12-07, 0.23 ± 0.17 against
-# the arm's 0.00; handle-press's genreward+dense (the example below): 0.67 against 0.67
-# (experiments/results/metaworld.md, "Progress's off-path gate").
-# TASKS, REWARDS (comma-separated) choose other cells, OUT the summary's name in
-# experiments/results/, e.g. handle-press's genreward+dense:
+# (bash experiments/studies/ab_progress_gate.sh) A/B of progress's off-path gate
+# (reward.video_progress_gate=0.1: progress x exp(-d_min/0.1)) against the 50k table's
+# per-step arm without it: progress at tau 0.1 + bsim, 3 seeds x 50k env steps, 10 eval
+# episodes every 10k, the video models of runs/ab_shared. Measures whether the gate
+# stops the agent from holding an arm pose that ungated progress pays as the goal.
+# Writes each finished cell's records to experiments/results/ab_progress_gate/<cell>/
+# and the summary as experiments/results/$OUT{,_terms}.{csv,png} (commit them).
+# TASKS, REWARDS (comma-separated) choose the cells (default: window-open-v3,
+# genreward and genreward+dense), OUT the summary's name (default ab_progress_gate),
+# e.g. handle-press's genreward+dense:
 #   TASKS=handle-press-v3 REWARDS=genreward+dense OUT=ab_progress_gate_handle_press \
-#     bash experiments/ab_progress_gate.sh
+#     bash experiments/studies/ab_progress_gate.sh
+# Resumable: re-run it.
 set -e
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 TASKS=${TASKS:-window-open-v3}
 REWARDS=${REWARDS:-genreward,genreward+dense}
 OUT=${OUT:-ab_progress_gate}

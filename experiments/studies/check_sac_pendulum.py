@@ -1,6 +1,6 @@
 """Learning check: the fused SAC step on gymnasium Pendulum-v1 (state obs, env reward).
 
-    python -m experiments.check_sac_pendulum [--steps=20000] [--seed=0]
+    python -m experiments.studies.check_sac_pendulum [--steps=20000] [--seed=0]
 
 Prints one JSON line per evaluation: {"step", "eval_return", "updates", "seconds"}.
 Random policy: about -1200; SAC solves it at about -150 to -200.

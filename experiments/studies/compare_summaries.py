@@ -1,6 +1,6 @@
 """Two sweeps' summaries of the same cells, side by side: did a rerun reproduce?
 
-    python -m experiments.compare_summaries OLD.csv [OLD2.csv ...] --new NEW.csv [...] \
+    python -m experiments.studies.compare_summaries OLD.csv [OLD2.csv ...] --new NEW.csv [...] \
         [--out compare.md]
 
 Reads `summary.csv` files as `experiments.sweep` writes them. For every cell in both
@@ -13,7 +13,7 @@ differs. Cells in only one side are left out (a cell not rerun yet).
 """
 import argparse
 
-from experiments.goals import emit, parse_mean, read_rows
+from experiments.studies.goals import emit, parse_mean, read_rows
 
 
 def steps_label(env_steps):

@@ -1,6 +1,6 @@
-"""Issue #21's goals, checked on sweep summaries: met, or missed and by how much.
+"""The results table's goals, checked on sweep summaries: met, or missed and by how much.
 
-    python -m experiments.goals experiments/results/metaworld.csv [MORE.csv ...] [--out goals.md]
+    python -m experiments.studies.goals experiments/results/metaworld.csv [MORE.csv ...] [--out goals.md]
 
 Reads `summary.csv` files as `experiments.sweep` writes them (cells named
 `task=T_reward=R[_field=value...]`, `final_success` as "mean ± std" over seeds) and,

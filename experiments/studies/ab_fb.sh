@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# (bash experiments/ab_fb.sh) A/B for issue #20: the current default agent vs the faster candidate (FB 128x128, serial env loop),
-# genreward, drawer-close-v3 and door-open-v3, 3 seeds, 20k env steps per seed. Resumable: re-run it.
-# The reward settings of the defaults when this A/B ran (score, fz, stride 1), pinned:
-# the defaults changed on 2026-12-06 (progress, bsim).
-cd "$(dirname "$0")/.."
+# (bash experiments/studies/ab_fb.sh) A/B of the agent's FB size and env loop: FB 256x256
+# with the overlapped env loop (agent.overlap_env=True) against FB 128x128 with the serial
+# loop, genreward, drawer-close-v3 and door-open-v3, 3 seeds x 20k env steps, 10 eval
+# episodes every 10k, reward forms score + fz at video stride 1 (pinned), the video
+# models of runs/ab_shared. Measures whether the smaller, faster FB costs success.
+# Writes runs/ab_default and runs/ab_fast (summary.{csv,md,png} each; committed as
+# experiments/results/ab_fb_default.csv and ab_fb_fast.csv). Resumable: re-run it.
+cd "$(dirname "$0")/../.."
 SETS="--set seeds=3 --set agent.total_steps=20000 --set agent.replay_capacity=20000 \
   --set agent.eval_every=10000 --set agent.eval_episodes=10 --set agent.checkpoint_every=5000 \
   --set agent.log_every=1000 --set reward.video_stride=1 \
