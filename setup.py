@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "ml_collections==1.1.0",
     "absl-py==2.5.1",
     "tensorboardX==2.6.5",
+    "tensorboard==2.21.0",  # the viewer: `tensorboard --logdir WORKDIR/tb`
     "gymnasium==1.4.0",
     "metaworld==3.1.1",
     "mujoco==3.3.0",

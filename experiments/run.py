@@ -8,9 +8,13 @@ config exists. Errors in the input (an unknown flag or config field, a value of 
 wrong type or out of range, unknown task, impossible sizes, missing weights, a
 --workdir that cannot be written, missing stage output, corrupt checkpoint) exit
 with status 2 and a one-line message; all but the last two before any stage runs.
+At the end it prints where the outputs are, each stage's time, the final eval success
+and the command that opens tensorboard, and adds the same to results.json
+(vidrl_jax/run_summary.py).
 """
 import logging
 import os
+import time
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -39,6 +43,7 @@ def main(argv):
 
     from configs import metaworld
     from vidrl_jax import config_check
+    from vidrl_jax.run_summary import format_summary, record_summary, run_summary
     from vidrl_jax.stages import run_pipeline
 
     config = _CONFIG.value
@@ -52,11 +57,14 @@ def main(argv):
         from vidrl_jax.utils import distributed
         distributed.initialize_from_config(config)
     config_check.validate(config, num_devices=jax.local_device_count(), defaults=defaults)
+    start = time.time()
     summaries = run_pipeline(config, _WORKDIR.value, stages=_STAGES.value,
                              force=_FORCE.value, shared_dir=_SHARED.value,
                              is_main_process=jax.process_index() == 0)
-    for name, summary in summaries.items():
-        logging.info("%s: %s", name, summary)
+    if jax.process_index() == 0:
+        summary = run_summary(_WORKDIR.value, summaries, time.time() - start, config.env.task)
+        record_summary(_WORKDIR.value, summary)
+        print(format_summary(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,12 @@ def test_sigterm_stops_the_agent_stage_without_leftover_workers_and_the_command_
     assert done.returncode == 0, done.stderr[-2000:]
     assert "resumed at env step" in done.stderr
     assert "env steps/s, ETA" in done.stderr  # the progress line, for logs
-    assert json.loads((tmp_path / "results.json").read_text())["env_steps"] == 400
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["env_steps"] == 400
+    # it ends with the run's summary on stdout, and the same in results.json
+    assert f"open tensorboard: tensorboard --logdir {tmp_path}/tb" in done.stdout
+    assert "final eval success:" in done.stdout
+    assert results["run_summary"]["stages"]["agent"]["skipped"] is False
 
 
 def test_overlapped_env_stepping_trains_as_much_as_the_serial_default(uninterrupted, tmp_path):

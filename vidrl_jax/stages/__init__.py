@@ -228,11 +228,12 @@ def _read_summary(stage_dir):
 
 
 def _execute_stage(config, workdir, name, state, logger, is_main_process):
-    """Runs (or skips, when done) a prepared stage; process 0 writes its summary."""
+    """Runs (or skips, when done) a prepared stage; process 0 writes its summary. Returns
+    the summary, with `skipped: True` when the stage was done for this config."""
     stage_dir = os.path.join(workdir, name)
     if state == "done":
         logging.info("stage %s: done for this config, skipped (%s)", name, stage_dir)
-        return _read_summary(stage_dir)
+        return dict(_read_summary(stage_dir), skipped=True)
     logging.info("stage %s: %s in %s", name,
                  "resuming" if state == "resume" else "running", stage_dir)
     start = time.time()
