@@ -102,6 +102,8 @@ def test_results_table_puts_each_task_in_a_row_and_each_reward_variant_in_a_colu
                         "| **0.50 ± 0.50** (best 0.50, dense return 1 ± 0) |")
     assert lines[3].startswith("| b-v3 (100) | **0.50 ± 0.00** (best 0.50,")
     assert lines[3].endswith("| **0.10 ± 0.10** (best 0.10, dense return 1 ± 0) | - |")
+    results_table.main([row, arm, "--out", str(out), "--final_only"])  # the README's table
+    assert out.read_text().splitlines()[2] == "| a-v3 (100) | 0.90 ± 0.10 | - | 0.50 ± 0.50 |"
     with pytest.raises(SystemExit, match="expected task=TASK_reward=REWARD"):
         bad = tmp_path / "bad.csv"
         bad.write_text("cell,final_success\nno_task_here,0.5 ± 0.0\n")
