@@ -61,22 +61,33 @@ def random_episode(env, seed):
 
 
 def check_frames(env, task, seeds, after=10):
-    """{"done": [N,H,W,3], "undone": [N,H,W,3], "before": [M,H,W,3], "random": [R,H,W,3]}
-    real frames of `task` from expert episodes of `seeds` (done: the last frame, `after`
-    steps past the first success; undone: its counterfactual; before: every frame before
-    the first success) and one random episode per seed. Seeds whose expert fails are
-    skipped."""
-    done, undone, before, rand = [], [], [], []
+    """Real frames of `task` from the expert episodes of `seeds` (seeds whose expert fails
+    are skipped) and one random episode per seed:
+      done    [N,H,W,3]  the last frame, `after` steps past the first success
+      undone  [N,H,W,3]  its counterfactual (undone_frame)
+      before  [M,H,W,3]  every frame before the first success
+      random  [R,H,W,3]  the random episodes' frames
+    and for each, `<name>_first` [.., H,W,3]: the first frame of the episode it comes from
+    (rewards that compare a frame with its episode's start read it)."""
+    out = {k: [] for k in ("done", "undone", "before", "random")}
+    firsts = {k: [] for k in out}
+
+    def put(name, frames, first):
+        out[name].append(frames)
+        firsts[name].append(np.repeat(first[None], len(frames), 0))
+
     for seed in seeds:
         try:
             frames, first, q0 = expert_episode(env, task, seed, after)
         except VidrlError:
             continue
-        done.append(frames[-1])
-        undone.append(undone_frame(env, q0))
-        before.append(frames[:first])
-        rand.append(random_episode(env, seed + 100)["frames"])
-    if not done:
+        put("done", frames[-1:], frames[0])
+        put("undone", undone_frame(env, q0)[None], frames[0])
+        put("before", frames[:first], frames[0])
+        rand = random_episode(env, seed + 100)["frames"]
+        put("random", rand, rand[0])
+    if not out["done"]:
         raise VidrlError(f"the expert of {task} failed from every seed of {list(seeds)}")
-    return {"done": np.stack(done), "undone": np.stack(undone),
-            "before": np.concatenate(before), "random": np.concatenate(rand)}
+    res = {k: np.concatenate(v) for k, v in out.items()}
+    res.update({f"{k}_first": np.concatenate(v) for k, v in firsts.items()})
+    return res
