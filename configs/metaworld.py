@@ -12,18 +12,21 @@ overridden: `--config.env.task=drawer-open-v3`.
 import ml_collections
 
 # Each reward variant only sets `reward.*` weights: variants differ in config alone.
-_TERMS = ("env", "video", "frame", "likelihood", "roboclip")
+_TERMS = ("env", "video", "frame", "learned", "likelihood", "roboclip")
 REWARD_VARIANTS = {
     name: dict(zip(_TERMS, weights))
     for name, weights in [
-        ("genreward", ("none", 1.0, 1.0, 0.0, 0.0)),
-        ("genreward+dense", ("dense", 1.0, 1.0, 0.0, 0.0)),
-        ("sparse", ("sparse", 0.0, 0.0, 0.0, 0.0)),
-        ("dense", ("dense", 0.0, 0.0, 0.0, 0.0)),
-        ("video", ("none", 1.0, 0.0, 0.0, 0.0)),
-        ("frame", ("none", 0.0, 1.0, 0.0, 0.0)),
-        ("likelihood", ("none", 0.0, 0.0, 1.0, 0.0)),
-        ("roboclip", ("none", 0.0, 0.0, 0.0, 1.0)),
+        ("genreward", ("none", 1.0, 1.0, 0.0, 0.0, 0.0)),
+        ("genreward+sparse", ("sparse", 1.0, 1.0, 0.0, 0.0, 0.0)),
+        ("genreward+dense", ("dense", 1.0, 1.0, 0.0, 0.0, 0.0)),
+        ("sparse", ("sparse", 0.0, 0.0, 0.0, 0.0, 0.0)),
+        ("dense", ("dense", 0.0, 0.0, 0.0, 0.0, 0.0)),
+        ("video", ("none", 1.0, 0.0, 0.0, 0.0, 0.0)),
+        ("frame", ("none", 0.0, 1.0, 0.0, 0.0, 0.0)),
+        ("learned", ("none", 0.0, 0.0, 1.0, 0.0, 0.0)),
+        ("learned+frame", ("none", 0.0, 1.0, 1.0, 0.0, 0.0)),
+        ("likelihood", ("none", 0.0, 0.0, 0.0, 1.0, 0.0)),
+        ("roboclip", ("none", 0.0, 0.0, 0.0, 0.0, 1.0)),
     ]
 }
 
@@ -127,6 +130,16 @@ def _goal():
     ))
 
 
+def _judge():
+    # The goal-video judge (vidrl_jax/rewards/judge.py; evaluation only, never a reward):
+    # a CNN trained on real frames of the task's expert, run by the goal stage, which
+    # writes "k of N goal videos show the task done" into goal/metrics.json.
+    return ml_collections.ConfigDict(dict(
+        episodes=20,                 # expert episodes it trains on (0 = no judge)
+        steps=1500,
+    ))
+
+
 def _clip():
     return ml_collections.ConfigDict(dict(
         path="",                     # local CLIP dir (Flax or PyTorch weights + tokenizer); '' = no
@@ -196,6 +209,16 @@ def _reward():
         env="none",                  # none | sparse | dense
         video=1.0,                   # alpha: video-level weight
         frame=1.0,                   # beta: frame-level (FB) weight
+        # The learned reward (vidrl_jax/rewards/learned.py): a goal discriminator on
+        # Δφ = φ(frame) − φ(episode's first frame), trained in the fused step on the goal
+        # videos (label: their time) against the agent's replay frames (label 0); pays its
+        # logit, standardised by its running statistics. Its features are trained not to
+        # tell generated frames from real ones (a domain head through a reversed
+        # gradient, weighted learned_domain_weight).
+        learned=0.0,
+        learned_hidden=(256, 256),
+        learned_lr=3e-4,
+        learned_domain_weight=1.0,
         likelihood=0.0,              # VIPER-style diffusion likelihood weight
         roboclip=0.0,                # CLIP text-video similarity at episode end
         # Each term (r - running mean) / running std. On drawer-close (README, results
@@ -265,6 +288,7 @@ def get_config(arg=None):
     c.vae = _vae()
     c.diffusion = _diffusion()
     c.goal = _goal()
+    c.judge = _judge()
     c.clip = _clip()
     c.agent = _agent()
     c.reward = _reward()
@@ -292,6 +316,7 @@ def _apply_variant(c, name):
                            steps=30, eval_every=15, checkpoint_every=15, log_every=5,
                            clip_length=9, views_per_episode=2, sample_steps=4)
         c.goal.sampling_steps = 5
+        c.judge.update(episodes=1, steps=5)
         c.agent.update(hidden=(64, 64), batch_size=32, updates_per_call=5,
                        replay_capacity=5000, prefill_steps=200, total_steps=600,
                        eval_every=300, eval_episodes=2, checkpoint_every=200,

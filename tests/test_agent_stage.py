@@ -16,6 +16,7 @@ import pytest
 from configs import metaworld
 from vidrl_jax import stages
 from vidrl_jax.errors import NonFiniteError, VidrlError
+from vidrl_jax.rewards import terms
 from vidrl_jax.train import agent as agent_loop
 from vidrl_jax.utils.checkpoint import CheckpointManager
 
@@ -238,7 +239,7 @@ def test_baselines_train_without_rendering_and_learn_exactly_the_same(uninterrup
     assert not agent_loop.frames_needed(tiny_config("dense"))
     assert agent_loop.frames_needed(tiny_config("genreward"))
     assert agent_loop.frames_needed(tiny_config("sparse", obs="pixels"))
-    monkeypatch.setattr(agent_loop, "frames_needed", lambda config: True)
+    monkeypatch.setattr(agent_loop, "frames_needed", lambda config, plan=None: True)
     stages.run_pipeline(tiny_config(), str(tmp_path), stages=["agent"])
     assert _results(str(tmp_path)) == _results(uninterrupted)
 
@@ -264,7 +265,7 @@ def test_pmap_layout_compiles_the_step_once_also_after_a_restore(compiles):
     compiles the whole step again."""
     config = tiny_config("dense")
     config.env.num_workers = 2
-    learner = agent_loop.Learner(config, 0, 0, ())
+    learner = agent_loop.Learner(config, 0, 0, terms.resolve(config.reward))
     assert learner.layout == "pmap"
     _fill(learner, 30, 0)
     goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
@@ -283,7 +284,7 @@ def test_pmap_layout_compiles_the_step_once_also_after_a_restore(compiles):
 def test_vmapped_seeds_equal_separate_single_seed_learners():
     config = tiny_config("dense")
     config.seeds = 2
-    stacked = agent_loop.Learner(config, 0, 0, ())
+    stacked = agent_loop.Learner(config, 0, 0, terms.resolve(config.reward))
     assert stacked.layout == "seeds"
     _fill(stacked, 30, 0)
     goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
@@ -292,7 +293,7 @@ def test_vmapped_seeds_equal_separate_single_seed_learners():
     for s in range(2):
         config1 = tiny_config("dense")
         config1.seed = s
-        single = agent_loop.Learner(config1, 0, 0, ())
+        single = agent_loop.Learner(config1, 0, 0, terms.resolve(config1.reward))
         single.layout, single._step = "single", agent_loop.ts.jit_train_step  # even on 2 devices
         single.replay = jax.tree.map(lambda x: x[s], stacked.replay)
         single.state = jax.tree.map(lambda x: x[s], agent_loop.ts.replicate(

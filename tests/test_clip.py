@@ -325,8 +325,7 @@ def test_clip_image_features_as_fb_phi(torch_clip_dir, clip, tmp_path):
     config_check.validate(config, num_devices=1)
     write_reward_inputs(config, str(tmp_path))
     logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
-    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
-                         needs_vae=True)
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger))
     frames = _frames(3, 16, 16, seed=4)
     phi = np.asarray(enc.phi(frames))
     assert enc.feature_dim == clip.embed_dim and phi.shape == (3, clip.embed_dim)

@@ -92,6 +92,8 @@ def _host_run(stride, length=7, centre=True):
     enc.latent_dim, enc.feature_dim, enc.centre, enc.likelihood_fn = D, 0, centre, None
     enc.video_metric, enc._score = "distance", jax.jit(video_reward, static_argnums=2)
     enc.clip_len = D
+    enc.plan = terms.resolve(ml_collections.ConfigDict({"env": "none", "video": 1.0,
+                                                        "video_form": "shaped"}))
     enc._embed = lambda v: jnp.asarray(v.reshape(v.shape[:2] + (-1,)).mean(-1), jnp.float32)
     enc.goal = {"video_latent": jnp.linspace(1.0, 5.0, D)}
     run = object.__new__(AgentRun)
@@ -287,8 +289,7 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     config.reward.update(video_form="progress", video_progress_temperature=0.002)
     write_reward_inputs(config, str(tmp_path))
     logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
-    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
-                         needs_vae=True)
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger))
     frames = enc.goal_frames
     lat = np.asarray(enc.goal["frame_latents"])
     assert lat.shape == (len(frames), enc.feature_dim)
@@ -300,8 +301,7 @@ def test_reward_encoders_goal_frame_latents_and_potential(tmp_path):
     assert enc.latent_dim == 0 and enc.window(frames[None]).shape == (1, 0)
     progress_fingerprints = enc.fingerprints
     config.reward.video_form = "shaped"
-    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger),
-                         needs_vae=True)
+    enc = RewardEncoders(config, StageContext(str(tmp_path), str(tmp_path / "agent"), logger))
     assert enc.latent_dim > 0
     # results.json's video_models: the same models and goal video, another embedding of it
     fp = enc.fingerprints
@@ -394,7 +394,7 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     (tmp_path / "demos" / SUMMARY_FILE).write_text("{}")
     logger = MetricLogger(str(tmp_path), use_tensorboard=False, use_jsonl=False)
     ctx = StageContext(str(tmp_path), str(tmp_path / "agent"), logger)
-    enc = RewardEncoders(config, ctx, needs_vae=True)
+    enc = RewardEncoders(config, ctx)
     demo = demos[config.env.task]
     t = int(config.diffusion.clip_length)
     np.testing.assert_array_equal(enc.goal_frames, demo[resample_indices(len(demo), t)])
@@ -404,17 +404,17 @@ def test_reward_encoders_expert_goal_is_the_tasks_demo(tmp_path):
     np.testing.assert_allclose(enc.goal["video_latent"], expected, atol=1e-6)
     expert = enc.fingerprints
     config.reward.video_goal = "decoded"  # the generated goal video: another goal digest
-    generated = RewardEncoders(config, ctx, needs_vae=True).fingerprints
+    generated = RewardEncoders(config, ctx).fingerprints
     assert generated["vae_params"] == expert["vae_params"]
     assert generated["goal_frames"] != expert["goal_frames"]
     config.reward.video_goal = "expert"
     config.reward.video_form = "progress"  # the frames it locates the agent's on: the demo's
-    enc = RewardEncoders(config, ctx, needs_vae=True)
+    enc = RewardEncoders(config, ctx)
     np.testing.assert_allclose(enc.goal["frame_latents"], enc.phi(enc.goal_frames), atol=1e-6)
     np.testing.assert_array_equal(enc.goal_frames, demo[resample_indices(len(demo), t)])
     config.env.task = "window-open-v3"
     with pytest.raises(ConfigError, match="env.task='window-open-v3'.*demos.tasks"):
-        RewardEncoders(config, ctx, needs_vae=True)
+        RewardEncoders(config, ctx)
 
 
 class _FrameEnvs:

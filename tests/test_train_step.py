@@ -13,15 +13,16 @@ from vidrl_jax.agents.train_step import (check_finite, make_pmapped_train_step, 
                                          run_updates, unreplicate)
 from vidrl_jax.data import replay as rp
 from vidrl_jax.errors import NonFiniteError
+from vidrl_jax.rewards import learned as learned_lib
 from vidrl_jax.rewards import terms
 
 O, A, P, D, B, K = 6, 2, 5, 7, 16, 2
-TERMS = (("env_dense", 1.0), ("video", 0.5), ("frame", 2.0))
+TERMS = (("env_dense", 1.0), ("video", 0.5), ("frame", 2.0), ("learned", 0.5))
 DEFN = AgentDef(obs_type="state", obs_shape=(O,), action_dim=A, feature_dim=P, latent_dim=D,
                 hidden=(32, 32), batch_size=B, updates_per_call=K, use_fb=True, z_dim=4,
                 fb_hidden=(32, 32), reward_terms=TERMS, reward_normalize=True,
-                target_entropy=-2.0)
-SPECS = rp.column_specs((O,), A, P, D)
+                target_entropy=-2.0, learned_hidden=(16,))
+SPECS = rp.column_specs((O,), A, P, D, start_dim=P)
 
 
 def _transitions(rng, n):
@@ -41,7 +42,10 @@ def compiled(fn, *args):
     return fn.lower(*args).compile(O0)
 
 
-GOAL = {"video_latent": jnp.linspace(-1.0, 1.0, D), "frame_feature": jnp.linspace(0.5, -0.5, P)}
+GOAL = {"video_latent": jnp.linspace(-1.0, 1.0, D), "frame_feature": jnp.linspace(0.5, -0.5, P),
+        "gen_dphi": jnp.linspace(-2.0, 2.0, 6 * P).reshape(6, P),
+        "gen_progress": jnp.linspace(0.0, 1.0, 6), "dphi_mean": jnp.zeros(P),
+        "dphi_scale": jnp.ones(P)}
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +83,11 @@ def test_pmap_equals_single_device(runs):
         np.testing.assert_allclose(np.asarray(m1[k]), np.asarray(m2[k])[0], rtol=2e-4,
                                    atol=2e-5, err_msg=k)
     # the params actually moved (so the comparison is not vacuous)
-    moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
-                         runs["state0"].fb["params"], s1.fb["params"])
-    assert max(jax.tree.leaves(moved)) > 1e-4
+    for part in ("fb", "reward_model"):
+        moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))),
+                             getattr(runs["state0"], part)["params"],
+                             getattr(s1, part)["params"])
+        assert max(jax.tree.leaves(moved)) > 1e-4, part
 
 
 def test_rewards_inside_equal_outside(runs):
@@ -98,10 +104,13 @@ def test_rewards_inside_equal_outside(runs):
     f = DEFN.forward_module().apply({"params": st.fb["params"]["F"]}, jnp.asarray(b["obs"]),
                                     jnp.asarray(b["action"]), jnp.repeat(z_g, B, 0))
     frame = np.asarray(jnp.mean(jnp.sum(f * z_g[None], -1), 0))
-    raw = {"env_dense": dense, "video": cos, "frame": frame}
+    learned = np.asarray(learned_lib.reward(DEFN.learned_hidden, st.reward_model["params"],
+                                            b["next_phi"] - b["start_phi"], GOAL))
+    raw = {"env_dense": dense, "video": cos, "frame": frame, "learned": learned}
     total = 0.0
     for name, w in TERMS:
-        np.testing.assert_allclose(float(m1[f"reward/{name}"][0]), raw[name].mean(),
+        paid = 0.0 if name == "learned" else raw[name].mean()  # (learned: standardised)
+        np.testing.assert_allclose(float(m1[f"reward/{name}"][0]), paid,
                                    rtol=1e-4, atol=1e-5, err_msg=name)
         # normalize=True: stats start at count 0, so after one batch mean = batch mean
         mu, sd = raw[name].mean(), np.sqrt(raw[name].var() + 1e-8)

@@ -36,8 +36,7 @@ from vidrl_jax.agents import networks as nets
 from vidrl_jax.agents.state import agent_def_from_config, init_agent_state
 from vidrl_jax.agents.train_step import jit_train_step, train_step
 from vidrl_jax.data import replay as rp
-from vidrl_jax.rewards.terms import extra_columns
-from vidrl_jax.train.reward_inputs import needs_window
+from vidrl_jax.rewards.terms import resolve
 
 
 def default_dims(config):
@@ -226,12 +225,19 @@ def make_fused_call(cfg, rows, dims=None):
     It calls the agent loop's own jitted step with the same key type, so in a process
     that also ran the agent loop at the same sizes it reuses that compilation."""
     feat, lat = dims or default_dims(cfg)
-    lat = lat if needs_window(cfg) else 0  # as the agent loop: no window column unread
+    plan = resolve(cfg.reward)
+    lat = lat if plan.reads_window else 0  # as the agent loop: no window column unread
     t = int(cfg.diffusion.clip_length)  # the goal video's frames (video_form=progress)
     goal = {"video_latent": jnp.ones(lat), "frame_feature": jnp.ones(feat) * 0.1,
             "frame_latents": jnp.linspace(-1.0, 1.0, t * feat).reshape(t, feat)}
-    defn = agent_def_from_config(cfg, 39, 4, feat, lat)
-    specs = rp.column_specs((39,), 4, feat, lat, extra=extra_columns(cfg.reward))
+    if plan.reads_start:  # the learned term: the goal videos' Δφ (goal.num_videos of them)
+        m = int(cfg.goal.num_videos) * t
+        goal.update(gen_dphi=jnp.linspace(-1.0, 1.0, m * feat).reshape(m, feat),
+                    gen_progress=jnp.tile(jnp.linspace(0.0, 1.0, t), m // t),
+                    dphi_scale=jnp.ones(feat))
+    defn = agent_def_from_config(cfg, 39, 4, feat, lat, plan)
+    specs = rp.column_specs((39,), 4, feat, lat, extra=plan.extra_columns,
+                            start_dim=feat if plan.reads_start else 0)
     data = _fill(specs, rows)
     replay = rp.add(rp.create_replay(rows, specs), data)
     holder = {"s": init_agent_state(defn, jax.random.PRNGKey(0)), "key": jax.random.PRNGKey(1)}

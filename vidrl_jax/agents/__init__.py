@@ -6,7 +6,7 @@ Call sequence (what the agent stage does):
     from vidrl_jax.agents import (create_agent_state, jit_train_step, make_pmapped_train_step,
                                   act, check_finite, summarize, replicate, unreplicate)
     from vidrl_jax.data import replay as rp
-    from vidrl_jax.rewards.terms import extra_columns
+    from vidrl_jax.rewards.terms import resolve
 
     # 1. agent state (obs_dim: 39 for state obs, (H, W, 3) for pixels; feature_dim P = dim
     #    of phi(frame); latent_dim D = dim of a flattened window latent)
@@ -14,13 +14,15 @@ Call sequence (what the agent stage does):
 
     # 2. replay (on device; num_devices=None for one device, n to shard over n devices)
     specs = rp.column_specs((obs_dim,), action_dim, feature_dim, latent_dim,
-                            extra=extra_columns(config.reward))
+                            extra=resolve(config.reward).extra_columns,
+                            start_dim=feature_dim if resolve(config.reward).reads_start else 0)
     #    (pixel obs: rp.column_specs((H, W, 3), ..., obs_dtype=jnp.uint8))
     replay = rp.create_replay(config.agent.replay_capacity, specs, num_devices=None)
 
     # 3. add transitions as they come (batched; sharded: leading [n, m, ...] axis):
     #    obs, action, next_obs (the real final obs at truncation, never the reset obs),
-    #    next_phi = phi(next frame), window_latent = E(window ending at next frame),
+    #    next_phi = phi(next frame), start_phi = phi(episode's first frame) (the learned
+    #    term; else [0]), window_latent = E(window ending at next frame),
     #    reward (dense), success, terminal (true terminal only), truncated (time limit),
     #    + extra columns (likelihood, roboclip) when their weight is nonzero.
     replay = rp.add(replay, transitions)          # the old replay is donated

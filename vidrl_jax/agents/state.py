@@ -17,6 +17,7 @@ import optax
 
 from vidrl_jax.agents import networks as nets
 from vidrl_jax.errors import ConfigError
+from vidrl_jax.rewards import learned as learned_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,14 @@ class AgentDef:
     video_progress_temperature: float = 0.02  # video_form=progress: softmax temperature
     video_progress_gate: float = 0.0  # video_form=progress: off-path gate σ (0: none)
     frame_form: str = "fz"           # fz | fz_scaled | bsim (rewards/terms.py)
+    # The learned term's goal discriminator (rewards/learned.py)
+    learned_hidden: Tuple[int, ...] = (256, 256)
+    learned_lr: float = 3e-4
+    learned_domain_weight: float = 1.0
+
+    @property
+    def use_learned(self):
+        return any(name == "learned" for name, _ in self.reward_terms)
 
     @property
     def pixels(self):
@@ -97,19 +106,24 @@ class AgentState:
 
     step: int32 [] number of updates done. critic/actor/temp: see sac.py.
     fb: {"params": {"F","B","pi"}, "target": {"F","B"}, "opt": {"FB","pi"}} (empty dict
-    when FB is off). reward_stats: {term: {"count","mean","var"}} running statistics.
+    when FB is off). reward_model: {"params", "opt"} of the learned term's goal
+    discriminator (empty dict when the term is off). reward_stats: {term: {"count",
+    "mean","var"}} running statistics.
     """
     step: jnp.ndarray
     critic: dict
     actor: dict
     temp: dict
     fb: dict
+    reward_model: dict
     reward_stats: dict
     defn: AgentDef = flax.struct.field(pytree_node=False)
 
 
-def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
-    """Builds the AgentDef from config.agent / config.reward and the data dims."""
+def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim, plan=None):
+    """Builds the AgentDef from config.agent / config.reward and the data dims.
+
+    plan: the reward config resolved (rewards/terms.resolve), when the caller has it."""
     from vidrl_jax.rewards import terms as reward_terms
     a = config.agent
     if a.obs not in ("state", "pixels"):
@@ -119,7 +133,8 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
     if a.obs == "state" and np.ndim(obs_dim) != 0:
         raise ConfigError(f"config.agent.obs='state' needs an int obs_dim, got {obs_dim!r}")
     obs_shape = (int(obs_dim),) if a.obs == "state" else tuple(int(d) for d in obs_dim)
-    active = reward_terms.active_terms(config.reward)
+    plan = plan or reward_terms.resolve(config.reward)
+    active = plan.terms
     use_fb = any(name == "frame" for name, _ in active)
     if use_fb and feature_dim <= 0:
         raise ConfigError("config.reward.frame > 0 needs frame features: pass feature_dim > 0")
@@ -145,6 +160,8 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
     if video_form == "progress" and any(n == "video" for n, _ in active) and feature_dim <= 0:
         raise ConfigError("config.reward.video_form='progress' needs frame features: pass "
                           "feature_dim > 0")
+    if plan.reads_start and feature_dim <= 0:
+        raise ConfigError("config.reward.learned > 0 needs frame features: pass feature_dim > 0")
     fb = a.fb
     return AgentDef(
         obs_type=a.obs, obs_shape=obs_shape, action_dim=int(action_dim),
@@ -165,7 +182,10 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim):
         video_metric=str(config.reward.get("video_metric", "cosine")),
         video_form=str(video_form), video_progress_temperature=temperature,
         video_progress_gate=gate,
-        frame_form=str(frame_form))
+        frame_form=str(frame_form),
+        learned_hidden=tuple(r.get("learned_hidden", (256, 256))),
+        learned_lr=float(r.get("learned_lr", 3e-4)),
+        learned_domain_weight=float(r.get("learned_domain_weight", 1.0)))
 
 
 def init_agent_state(defn, key):
@@ -189,6 +209,7 @@ def init_agent_state_pure(defn, key):
 
     Initial AgentState for `defn` (params, targets, optimizer states, reward stats)."""
     k_enc, k_q, k_pi, k_f, k_b, k_fpi = jax.random.split(key, 6)
+    k_learned = jax.random.fold_in(key, 7)
     obs = jnp.zeros((1,) + defn.obs_shape, jnp.uint8 if defn.pixels else jnp.float32)
     act = jnp.zeros((1, defn.action_dim))
     enc_p = defn.encoder_module().init(k_enc, obs).get("params", {})
@@ -215,19 +236,21 @@ def init_agent_state_pure(defn, key):
                          "B": jax.tree.map(jnp.copy, fb_p["B"])},
               "opt": {"FB": ftx.init({"F": fb_p["F"], "B": fb_p["B"]}),
                       "pi": ftx.init(fb_p["pi"])}}
+    reward_model = {}
+    if defn.use_learned:
+        lp = learned_lib.init(defn.learned_hidden, defn.feature_dim, k_learned)
+        reward_model = {"params": lp, "opt": learned_lib.optimizer(defn.learned_lr).init(lp)}
     stats = {name: {"count": jnp.zeros((), jnp.float32), "mean": jnp.zeros((), jnp.float32),
                     "var": jnp.ones((), jnp.float32)} for name, _ in defn.reward_terms}
     return AgentState(step=jnp.zeros((), jnp.int32), critic=critic, actor=actor, temp=temp,
-                      fb=fb, reward_stats=stats, defn=defn)
+                      fb=fb, reward_model=reward_model, reward_stats=stats, defn=defn)
 
 
-
-
-def create_agent_state(config, obs_dim, action_dim, feature_dim, latent_dim, key):
+def create_agent_state(config, obs_dim, action_dim, feature_dim, latent_dim, key, plan=None):
     """AgentState from the full config (sections agent, reward) and the data dims.
 
     obs_dim: int (state obs) or (H, W, C) (pixel obs); feature_dim: P, dim of frame
     features phi (B's input); latent_dim: D, dim of a flattened window latent.
     """
-    defn = agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim)
+    defn = agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim, plan)
     return init_agent_state(defn, key)

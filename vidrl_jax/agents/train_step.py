@@ -1,4 +1,4 @@
-"""The fused train step: sample -> rewards -> FB -> critic -> actor -> temperature -> targets,
+"""The fused train step: sample -> rewards -> FB -> reward model -> critic -> actor -> temperature -> targets,
 K times in one `lax.scan`, jitted (one device) or pmapped (all local devices).
 
     state = create_agent_state(config, obs_dim, action_dim, feature_dim, latent_dim, key)
@@ -25,11 +25,12 @@ from vidrl_jax.agents import sac
 from vidrl_jax.agents.state import AgentState, create_agent_state, init_agent_state  # noqa: F401
 from vidrl_jax.data import replay as replay_lib
 from vidrl_jax.errors import NonFiniteError
+from vidrl_jax.rewards import learned as learned_lib
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.utils.distributed import AXIS, unreplicate  # noqa: F401 (re-exported)
 
 # Order in which a non-finite value is blamed (computation order inside one update).
-TERM_ORDER = ("reward/", "fb/", "critic/", "actor/", "temperature/")
+TERM_ORDER = ("reward/", "fb/", "learned/", "critic/", "actor/", "temperature/")
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -55,7 +56,8 @@ def features(state, obs):
 
 def rewards_part(state, batch, goal, axis_name=None):
     """Rewards with the current params. Returns (total [B], per_term, stats, metrics)."""
-    params = {"fb": state.fb.get("params", {}), "h": features(state, batch["obs"])}
+    params = {"fb": state.fb.get("params", {}), "h": features(state, batch["obs"]),
+              "learned": state.reward_model.get("params", {})}
     return reward_terms.compute_rewards(state.defn, params, batch, goal, state.reward_stats,
                                         axis_name)
 
@@ -68,6 +70,21 @@ def fb_part(state, batch, key, axis_name=None):
                              batch["action"], features(state, batch["next_obs"]),
                              batch["next_phi"], batch["terminal"], key, axis_name)
     return state.replace(fb=fb), m
+
+
+def learned_part(state, batch, goal, key, axis_name=None):
+    """The goal discriminator's update on the batch's frames as negatives (no-op when the
+    learned term is off). Returns (state, metrics)."""
+    defn = state.defn
+    if not defn.use_learned:
+        return state, {}
+    m = state.reward_model
+    params, opt, metrics = learned_lib.update(
+        defn.learned_hidden, defn.learned_lr, defn.learned_domain_weight, m["params"], m["opt"],
+        batch["next_phi"] - batch["start_phi"], goal, key, axis_name)
+    if axis_name is not None:
+        metrics = jax.lax.pmean(metrics, axis_name)
+    return state.replace(reward_model={"params": params, "opt": opt}), metrics
 
 
 def sac_part(state, batch, reward, key, axis_name=None):
@@ -87,12 +104,13 @@ def sac_part(state, batch, reward, key, axis_name=None):
 
 def update(state, batch, goal, key, axis_name=None):
     """One full update on a given batch (local rows when pmapped). Returns (state, metrics)."""
-    k_fb, k_sac = jax.random.split(key)
+    k_fb, k_sac, k_learned = jax.random.split(key, 3)
     reward, _, stats, m_r = rewards_part(state, batch, goal, axis_name)
     state = state.replace(reward_stats=stats)
     state, m_fb = fb_part(state, batch, k_fb, axis_name)
+    state, m_l = learned_part(state, batch, goal, k_learned, axis_name)
     state, m_sac = sac_part(state, batch, reward, k_sac, axis_name)
-    return state, {**m_r, **m_fb, **m_sac, "step": state.step}
+    return state, {**m_r, **m_fb, **m_l, **m_sac, "step": state.step}
 
 
 # ----------------------------------------------------------------------------- fused step
@@ -151,17 +169,19 @@ def make_unfused_step(state, host_replay, seed=0):
     rng = np.random.default_rng(seed)
     rewards_fn = jax.jit(rewards_part)
     fb_fn = jax.jit(fb_part, donate_argnums=0)
+    learned_fn = jax.jit(learned_part, donate_argnums=0)
     sac_fn = jax.jit(sac_part, donate_argnums=0)
 
     def step(state, goal, key):
         idx = rng.integers(0, n, defn.batch_size)
         batch = jax.device_put({k: v[idx] for k, v in host_replay.items()})  # one transfer
-        k_fb, k_sac = jax.random.split(key)
+        k_fb, k_sac, k_learned = jax.random.split(key, 3)
         reward, _, stats, m_r = rewards_fn(state, batch, goal)
         state = state.replace(reward_stats=stats)
         state, m_fb = fb_fn(state, batch, k_fb)
+        state, m_l = learned_fn(state, batch, goal, k_learned)
         state, m_sac = sac_fn(state, batch, reward, k_sac)
-        return state, {**m_r, **m_fb, **m_sac}
+        return state, {**m_r, **m_fb, **m_l, **m_sac}
 
     return step
 

@@ -5,6 +5,8 @@ Columns (capacity N, per transition):
   action     float32 [A]
   next_obs   like obs (the real next observation, also at a time-limit truncation)
   next_phi   float32 [P]   frozen frame features phi of the next frame (B's input)
+  start_phi  float32 [P] or [0]  phi of the episode's first frame (the learned reward
+             reads next_phi - start_phi; [0] when no term reads it)
   window_latent float32 [D] (or latent_dtype) video-encoder latent of the window ending at s'
   reward     float32 []    Meta-World dense reward
   success    float32 []    1 if the env reported success
@@ -48,12 +50,13 @@ class Replay:
 
 
 def column_specs(obs_shape, action_dim, feature_dim, latent_dim, obs_dtype=jnp.float32,
-                 extra=(), latent_dtype=jnp.float32):
-    """{column: (shape, dtype)} of one transition."""
+                 extra=(), latent_dtype=jnp.float32, start_dim=0):
+    """{column: (shape, dtype)} of one transition (start_dim: start_phi's size, P or 0)."""
     obs_shape = tuple(obs_shape)
     specs = {"obs": (obs_shape, obs_dtype), "action": ((action_dim,), jnp.float32),
              "next_obs": (obs_shape, obs_dtype),
              "next_phi": ((feature_dim,), jnp.float32),
+             "start_phi": ((start_dim,), jnp.float32),
              "window_latent": ((latent_dim,), latent_dtype)}
     for name in STANDARD_SCALARS + tuple(extra):
         specs[name] = ((), jnp.float32)

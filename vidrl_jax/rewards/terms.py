@@ -2,11 +2,13 @@
 
 A term is a pure function `term(params, batch, goal) -> [B]`:
   params: {"fb": FB params {"F","B",...} or {}, "h": stop-gradient encoder features
-           of batch["obs"] [B,H]}  (the step fills "h" once, so F sees the same features
-           as in the FB update)
+           of batch["obs"] [B,H] (the step fills "h" once, so F sees the same features
+           as in the FB update), "learned": the reward model's params or {}}
   batch:  a replay sample (vidrl_jax/data/replay.py columns)
   goal:   {"video_latent": [D] goal-video latent, "frame_feature": [P] phi(goal frame),
-           "frame_latents": [T,P] phi of each goal-video frame (video_form=progress only)}
+           "frame_latents": [T,P] phi of each goal-video frame (video_form=progress only),
+           "gen_dphi", "gen_progress", "dphi_scale" (the learned term only,
+           vidrl_jax/rewards/learned.py)}
 Terms that need networks take the static AgentDef via `make_terms(defn)`.
 
   env_sparse  batch["success"] as 0/1
@@ -18,27 +20,35 @@ Terms that need networks take the static AgentDef via `make_terms(defn)`.
                           column is Φ of the previous step, scored on the host at
                           collection time with the same function and centring)
                 progress  frame_progress(goal["frame_latents"], batch["next_phi"]) in
-                          [0,1] (the default since 2026-12-06)
+                          [0,1]
   frame       by reward.frame_form, current FB params, z_g = B(phi(goal frame)):
                 fz         F(s,a,z_g)^T z_g (= the paper's F^T B(g), agents/fb.py)
                 fz_scaled  F(s,a,z_g)^T z_g / its running std (reward/frame_scale; not
                            centred): the scale of F^T z grows as FB trains, this is ~1
-                bsim       cos(B(phi(s')), z_g) in [-1, 1] (the default since 2026-12-06)
+                bsim       cos(B(phi(s')), z_g) in [-1, 1]
+  learned     the goal discriminator's logit of Δφ = batch["next_phi"] − batch["start_phi"]
+              (vidrl_jax/rewards/learned.py), trained in the fused step on the goal
+              videos against the replay; paid standardised by its running statistics
   likelihood  batch["likelihood"] (precomputed per transition by vidrl_jax/rewards/likelihood.py)
   roboclip    batch["roboclip"] (stored per transition, paid at episode end)
 
 total = sum_t weight_t * r_t with weights from config.reward (env: 1 if not 'none';
-video: alpha; frame: beta; likelihood; roboclip). With config.reward.normalize each
+video: alpha; frame: beta; learned; likelihood; roboclip). `resolve(config.reward)` reads
+the reward config once into a RewardPlan: the terms and what they read. With config.reward.normalize each
 term is (r - running mean) / running std before weighting (frame_form=fz_scaled is
 then the same as fz); statistics live in the agent state so they checkpoint and vmap
 with it. The statistics are always those of the raw term (for fz_scaled: F^T z_g
 before the division); metrics reward/<term> are the mean of what the term pays
 (before normalize), reward/<term>_scale the running std of the raw term.
 """
+import dataclasses
+from typing import Tuple
+
 import jax
 import jax.numpy as jnp
 
 from vidrl_jax.errors import ConfigError
+from vidrl_jax.rewards import learned as learned_lib
 from vidrl_jax.rewards import video_level
 from vidrl_jax.rewards.video_level import frame_progress, video_reward
 
@@ -87,48 +97,103 @@ def _make_frame(defn):
     return frame
 
 
+def _make_learned(defn):
+    def learned(params, batch, goal):
+        dphi = batch["next_phi"] - batch["start_phi"]
+        return learned_lib.reward(defn.learned_hidden, params["learned"], dphi, goal)
+    return learned
+
+
 TERMS = {
     "env_sparse": lambda defn: (lambda params, batch, goal: batch["success"].astype(jnp.float32)),
     "env_dense": lambda defn: (lambda params, batch, goal: batch["reward"].astype(jnp.float32)),
     "video": _make_video,
     "frame": _make_frame,
+    "learned": _make_learned,
     "likelihood": lambda defn: (lambda p, batch, g: batch["likelihood"].astype(jnp.float32)),
     "roboclip": lambda defn: (lambda p, batch, g: batch["roboclip"].astype(jnp.float32)),
 }
 
 
-def active_terms(reward_config):
-    """((name, weight), ...) of the terms with nonzero weight, from config.reward."""
+WEIGHTED = ("video", "frame", "learned", "likelihood", "roboclip")
+
+
+@dataclasses.dataclass(frozen=True)
+class RewardPlan:
+    """The reward config read once: the active terms and what they read.
+
+    terms: ((name, weight), ...) of the terms with nonzero weight (env first).
+    """
+    terms: Tuple[Tuple[str, float], ...]
+    video_form: str = "score"
+
+    def weight(self, name):
+        return dict(self.terms).get(name, 0.0)
+
+    @property
+    def reads_frames(self):
+        """A term reads the VAE (frame features, the agent's video or the goal)."""
+        return any(self.weight(k) for k in ("video", "frame", "learned", "likelihood"))
+
+    @property
+    def reads_window(self):
+        """A term reads the embedding of the agent's video (the replay's window_latent):
+        the video term in its score/shaped forms, or the likelihood term. Otherwise the
+        loop encodes no video: the VAE runs on one frame per env step."""
+        return bool(self.weight("likelihood")) or (
+            bool(self.weight("video")) and self.video_form != "progress")
+
+    @property
+    def reads_start(self):
+        """A term reads φ of each transition's episode start (the replay's start_phi)."""
+        return bool(self.weight("learned"))
+
+    @property
+    def extra_columns(self):
+        """Names of the extra scalar replay columns the active terms read."""
+        out = tuple(EXTRA_COLUMNS[n] for n, _ in self.terms if n in EXTRA_COLUMNS)
+        if self.weight("video") and self.video_form == "shaped":
+            out += (POTENTIAL_COLUMN,)
+        return out
+
+
+def resolve(reward_config):
+    """RewardPlan of config.reward (ConfigError for an unknown env mode or no term)."""
     env = reward_config.env
     if env not in ENV_MODES:
         raise ConfigError(f"config.reward.env={env!r}; valid: {', '.join(ENV_MODES)}")
     out = []
     if env != "none":
         out.append(("env_" + env, 1.0))
-    for name in ("video", "frame", "likelihood", "roboclip"):
-        w = float(reward_config[name])
+    for name in WEIGHTED:
+        w = float(reward_config.get(name, 0.0))
         if w != 0.0:
             out.append((name, w))
     if not out:
         raise ConfigError("config.reward: every reward weight is 0 and env='none'; "
                           "set e.g. config.reward.env=dense or config.reward.video=1")
-    return tuple(out)
+    return RewardPlan(terms=tuple(out),
+                      video_form=str(reward_config.get("video_form", "score")))
+
+
+def active_terms(reward_config):
+    """((name, weight), ...) of the terms with nonzero weight, from config.reward."""
+    return resolve(reward_config).terms
 
 
 def extra_columns(reward_config):
     """Names of the extra scalar replay columns the active terms read."""
-    names = [n for n, _ in active_terms(reward_config)]
-    out = tuple(EXTRA_COLUMNS[n] for n in names if n in EXTRA_COLUMNS)
-    if "video" in names and reward_config.get("video_form", "score") == "shaped":
-        out += (POTENTIAL_COLUMN,)
-    return out
+    return resolve(reward_config).extra_columns
 
 
-def paid_term(defn, name, raw, scale):
-    """What term `name` pays before weighting, from its raw value [B] and the running
-    std of the raw value: raw / scale for frame_form=fz_scaled, else raw."""
+def paid_term(defn, name, raw, scale, stats):
+    """What term `name` pays before weighting, from its raw value [B] and its running
+    statistics: raw / std for frame_form=fz_scaled, (raw - mean) / std for the learned
+    term (a logit: its offset and scale drift as the model trains), else raw."""
     if name == "frame" and defn.frame_form == "fz_scaled":
         return raw / scale
+    if name == "learned":
+        return (raw - stats["mean"]) / scale
     return raw
 
 
@@ -167,7 +232,7 @@ def compute_rewards(defn, params, batch, goal, stats, axis_name=None):
         st = _update_stats(stats[name], raw, axis_name)
         new_stats[name] = st
         scale = jnp.sqrt(st["var"] + 1e-8)
-        r = paid_term(defn, name, raw, scale)
+        r = paid_term(defn, name, raw, scale, st)
         used = (raw - st["mean"]) / scale if defn.reward_normalize else r
         total = total + w * used
         per_term[name] = r

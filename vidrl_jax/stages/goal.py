@@ -14,8 +14,11 @@ frame 0 to the encoded first frame (known exactly), decodes. Output:
   goal_video.gif  the goal video;  strip.png  goal video over a real expert demo
   metrics.json    diffusion held-out denoising losses (from the diffusion stage's
                   summary), sampling and compile seconds, MSE of the goal video against
-                  the real first frame / the expert demo (merged into the file: the
-                  reward-quality evaluation adds its keys to the same file)
+                  the real first frame / the expert demo, and the judge's verdict
+                  (judge_*: how many goal videos show the task done, by a classifier
+                  trained on real expert frames, vidrl_jax/rewards/judge.py; with
+                  judge.episodes > 0) (merged into the file: the reward-quality
+                  evaluation adds its keys to the same file)
 """
 import json
 import logging
@@ -77,6 +80,22 @@ def expert_demo(demos_dir, task, clip_length):
     raise VidrlError(f"no expert demo of {task} in {demos_dir}; add it to demos.tasks")
 
 
+def run_judge(config, videos):
+    """The judge's verdict on goal videos [N,T,H,W,3] (vidrl_jax/rewards/judge.py)."""
+    from vidrl_jax.envs.metaworld_env import make_env_from_config
+    from vidrl_jax.rewards.judge import judge_goal_videos
+    env = make_env_from_config(config.env)
+    try:
+        out = judge_goal_videos(env, config.env.task, videos, int(config.judge.episodes),
+                                int(config.judge.steps))
+    finally:
+        env.close()
+    logging.info("goal: the judge calls %d of %d goal videos done (held-out AUC done vs "
+                 "undone %.2f)", out["judge_done_videos"], out["judge_num_videos"],
+                 out["judge_heldout_auc_undone"])
+    return out
+
+
 def merge_metrics(path, new):
     old = {}
     if os.path.exists(path):
@@ -124,9 +143,12 @@ def run(config, ctx):
                "goal_sampling_compile_seconds": round(compile_seconds, 3),
                "goal_first_frame_mse": first_mse,
                "goal_vs_expert_demo_mse": demo_mse}
+    if int(config.judge.episodes):
+        metrics.update(run_judge(config, frames))
     merge_metrics(os.path.join(d, METRICS_FILE), metrics)
     logging.info("goal: %d-frame goal video of %s in %.2fs (%d DDIM steps, scale %.1f)",
                  len(frames[0]), task, seconds, g.sampling_steps, g.guidance_scale)
-    return {"frames": int(frames.shape[1]), "sampling_seconds": round(seconds, 3),
+    judged = {k: metrics[k] for k in ("judge_done_videos", "judge_num_videos") if k in metrics}
+    return {"frames": int(frames.shape[1]), "sampling_seconds": round(seconds, 3), **judged,
             "sampling_compile_seconds": round(compile_seconds, 3),
             "first_frame_mse": first_mse, "vs_expert_demo_mse": demo_mse}

@@ -29,15 +29,17 @@ from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import video_reward
 from vidrl_jax.train.agent_results import results_record
 from vidrl_jax.train.learner import Learner, ts
-from vidrl_jax.train.reward_inputs import FrameWindows, RewardEncoders, needs_vae
+from vidrl_jax.train.reward_inputs import FrameWindows, RewardEncoders
 from vidrl_jax.utils.checkpoint import CheckpointManager
 from vidrl_jax.utils.progress import progress
 from vidrl_jax.utils.signals import raise_if_interrupted
 from vidrl_jax.utils.video_io import save_gif
 
 
-def _transitions(obs, action, next_obs, phi, latent, reward, success, terminated, truncated):
-    return dict(obs=obs, action=action, next_obs=next_obs, next_phi=phi, window_latent=latent,
+def _transitions(obs, action, next_obs, phi, start, latent, reward, success, terminated,
+                 truncated):
+    return dict(obs=obs, action=action, next_obs=next_obs, next_phi=phi, start_phi=start,
+                window_latent=latent,
                 reward=np.asarray(reward, np.float32), success=np.asarray(success, np.float32),
                 terminal=np.asarray(terminated, np.float32),
                 truncated=np.asarray(truncated, np.float32))
@@ -47,13 +49,14 @@ def _obs(config, obs, info):
     return info["frame"] if config.agent.obs == "pixels" else np.asarray(obs, np.float32)
 
 
-def frames_needed(config):
+def frames_needed(config, plan=None):
     """Whether training episodes must render frames: only when something reads them, a
     video model term (VAE), pixel observations or the RoboCLIP term. Otherwise (the
     sparse and dense baselines) the workers step physics alone, ~15x cheaper per env
     step with the same trajectories. Evaluation renders its last round (eval_last.gif,
     tensorboard)."""
-    return (needs_vae(config) or config.agent.obs == "pixels"
+    plan = plan or reward_terms.resolve(config.reward)
+    return (plan.reads_frames or config.agent.obs == "pixels"
             or bool(float(config.reward.roboclip)))
 
 
@@ -62,9 +65,10 @@ class AgentRun:
 
     def __init__(self, config, ctx, envs):
         self.config, self.ctx, self.envs = config, ctx, envs
-        self.encoders = RewardEncoders(config, ctx, needs_vae(config))
+        plan = reward_terms.resolve(config.reward)  # the reward config, read once
+        self.encoders = RewardEncoders(config, ctx, plan)
         self.learner = Learner(config, self.encoders.feature_dim, self.encoders.latent_dim,
-                               reward_terms.extra_columns(config.reward))
+                               plan)
         self.windows = FrameWindows(config.reward.video_window, int(config.reward.window),
                                     self.encoders.clip_len, int(config.env.max_episode_steps))
         self.episode_len = int(config.env.max_episode_steps)
@@ -78,7 +82,7 @@ class AgentRun:
         self.metrics = {}
         self._unchecked = []  # metrics of train calls not yet checked for NaN/inf
         self.overlap = bool(config.agent.overlap_env)
-        self.render_train = frames_needed(config)
+        self.render_train = frames_needed(config, plan)
 
     # -- persistence
     def save(self):
@@ -128,6 +132,7 @@ class AgentRun:
             latent = self.encoders.window(self.windows.frames)
         else:
             frames, latent = None, empty
+            self.encoders.start_phi = empty
         with_likelihood = "likelihood" in self.learner.specs
         if with_likelihood:
             lik = self.encoders.likelihood(latent)
@@ -165,7 +170,7 @@ class AgentRun:
                 if with_likelihood:
                     lik = self.encoders.likelihood(latent)
             tr = _transitions(o, action, _obs(self.config, next_obs, info), phi,
-                              self.encoders.stored(latent),
+                              self.encoders.start_phi, self.encoders.stored(latent),
                               reward, info["success"], terminated, truncated)
             if with_likelihood:
                 tr["likelihood"] = lik

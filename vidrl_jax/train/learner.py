@@ -1,6 +1,6 @@
 """Agent states, device replay and the fused step in one of three layouts.
 
-    learner = Learner(config, feature_dim, latent_dim, extra_columns)
+    learner = Learner(config, feature_dim, latent_dim, plan)   # plan: rewards/terms.resolve
     learner.add(transitions)                 # host [N, ...] over all envs
     metrics = learner.train(goal, key)       # one fused call of K updates
     actions = learner.act(obs, key, deterministic=False)
@@ -57,7 +57,7 @@ class Learner:
     gradients of all devices of all processes.
     """
 
-    def __init__(self, config, feature_dim, latent_dim, extra_columns):
+    def __init__(self, config, feature_dim, latent_dim, plan):
         self.seeds = [int(config.seed) + s for s in range(int(config.seeds))]
         self.num_seeds = len(self.seeds)
         self.envs_per_seed = int(config.env.num_workers)
@@ -81,11 +81,12 @@ class Learner:
         obs_dim = OBS_DIM if config.agent.obs == "state" else (config.env.size,) * 2 + (3,)
         obs_dtype = jnp.float32 if config.agent.obs == "state" else jnp.uint8
         states = [agents.create_agent_state(config, obs_dim, ACTION_DIM, feature_dim,
-                                            latent_dim, jax.random.PRNGKey(s))
+                                            latent_dim, jax.random.PRNGKey(s), plan)
                   for s in self.seeds]
         self.specs = rp.column_specs(
             (obs_dim,) if isinstance(obs_dim, int) else obs_dim, ACTION_DIM, feature_dim,
-            latent_dim, obs_dtype=obs_dtype, extra=extra_columns)
+            latent_dim, obs_dtype=obs_dtype, extra=plan.extra_columns,
+            start_dim=feature_dim if plan.reads_start else 0)
         cap = int(config.agent.replay_capacity) // self.num_processes
         if self.layout == "single":
             self.state = states[0]
@@ -142,7 +143,7 @@ class Learner:
             if name == "policy":
                 s = s.replace(critic={"params": {"encoder": s.critic["params"]["encoder"]}},
                               actor={"params": s.actor["params"]}, temp={}, fb={},
-                              reward_stats={})
+                              reward_model={}, reward_stats={})
             self._views[name] = ts.unreplicate(s) if self.layout == "pmap" else s
         return self._views[name]
 

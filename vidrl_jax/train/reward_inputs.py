@@ -1,13 +1,16 @@
 """What the agent's reward terms read, computed on the host side of the loop.
 
-    encoders = RewardEncoders(config, ctx, needs_vae(config))
+    plan = reward_terms.resolve(config.reward)   # the reward config, read once
+    encoders = RewardEncoders(config, ctx, plan)
     encoders.goal                      # {"video_latent": [D], "frame_feature": [P]}
-                                       #  (+ "frame_latents": [T,P], video_form=progress)
+                                       #  (+ "frame_latents": [T,P], video_form=progress;
+                                       #  + the learned term's goal inputs)
     encoders.phi(frames)               # [N,H,W,3] -> [N,P]: FB's frame features
     encoders.window(videos)            # [N,T,H,W,3] -> [N,D]: the agent's video embedding
                                        #  (D = encoders.latent_dim; 0 when no term reads it)
     encoders.encode(frames, videos)    # both (videos None: φ only), the loop's per env step
     encoders.potential(stored)         # [N,D] stored window latents -> [N] their score
+    encoders.start_phi                 # [N,P] φ of each env's first frame ([N,0] unread)
     windows = FrameWindows(mode, window_len, encoders.clip_len, max_steps)
 
 RewardEncoders holds the frozen encoders (the VAE, CLIP for the RoboCLIP term or
@@ -23,27 +26,13 @@ import numpy as np
 
 from vidrl_jax.diffusion.data import still_videos
 from vidrl_jax.errors import ConfigError, StageMissingError
+from vidrl_jax.rewards import learned as learned_lib
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 from vidrl_jax.utils.fingerprint import digest
 
 ROBOCLIP_FRAMES = 8
 LIKELIHOOD_TIMESTEPS = 8
-
-
-def needs_vae(config):
-    terms = dict(reward_terms.active_terms(config.reward))
-    return any(terms.get(k) for k in ("video", "frame", "likelihood"))
-
-
-def needs_window(config):
-    """Whether a trained term reads the embedding of the agent's video (the replay's
-    window_latent): the video term in its score/shaped forms, or the likelihood term.
-    Otherwise (video_form=progress, the frame term alone) the loop encodes no video and
-    the replay holds no window column: the VAE runs on one frame per env step."""
-    terms = dict(reward_terms.active_terms(config.reward))
-    return bool(terms.get("likelihood")) or (
-        bool(terms.get("video")) and config.reward.get("video_form", "score") != "progress")
 
 
 def expert_demo_frames(demos_dir, task):
@@ -74,20 +63,23 @@ class RewardEncoders:
     "goal_embeddings" (`goal`); {} with no VAE.
     """
 
-    def __init__(self, config, ctx, needs_vae):
+    def __init__(self, config, ctx, plan=None):
+        plan = plan or reward_terms.resolve(config.reward)
+        self.plan = plan
+        self.start_phi = None
         self.clip_len = int(config.reward.window)  # the goal video's length once loaded
         self.goal_frames = None
         self.clip = None
         # reward.video_centre: embeddings minus that of their first frame held still
         # (the static scene dominates the plain cosine; see README, reward quality).
-        self.centre = bool(config.reward.get("video_centre", False)) and needs_vae
+        self.centre = bool(config.reward.get("video_centre", False)) and plan.reads_frames
         self.video_metric = str(config.reward.get("video_metric", "cosine"))
         self._score = jax.jit(video_reward, static_argnums=2)
         self._reference = None
         self.fingerprints = {}
         if float(config.reward.roboclip):
             self._init_roboclip(config)
-        if not needs_vae:
+        if not plan.reads_frames:
             self.feature_dim = self.latent_dim = 0
             self.goal = {"video_latent": jnp.zeros((0,)), "frame_feature": jnp.zeros((0,))}
             return
@@ -100,6 +92,7 @@ class RewardEncoders:
         goal_path = os.path.join(ctx.stage_output("goal"), "goal_video.npz")
         with np.load(goal_path) as g:
             goal_frames, real_first = np.asarray(g["frames"]), np.asarray(g["first_frame"])
+            all_videos = np.asarray(g["all_frames"]) if "all_frames" in g else goal_frames[None]
             sampled = np.asarray(g["sampled_latents"]) if "sampled_latents" in g else None
         self.goal_frames = goal_frames
         t = len(goal_frames)
@@ -112,6 +105,7 @@ class RewardEncoders:
             demo = expert_demo_frames(ctx.stage_output("demos"), config.env.task)
             self.goal_frames = demo[resample_indices(len(demo), t)]
             goal_frames, goal_frame = demo[resample_indices(len(demo), self.clip_len)], demo[-1]
+            all_videos = self.goal_frames[None]
         self._phi = (self._clip_phi(config) if config.reward.frame_features == "clip"
                      else jax.jit(functools.partial(vae3d.frame_features, cfg, params)))
         self._embed = jax.jit(functools.partial(vae3d.video_embedding, cfg, params))
@@ -131,19 +125,20 @@ class RewardEncoders:
             goal_latent = goal_latent - self.still(base[None])[0]
         self.goal = {"video_latent": goal_latent,
                      "frame_feature": self._phi(goal_frame[None])[0]}
-        if config.reward.get("video_form", "score") == "progress" and \
-                dict(reward_terms.active_terms(config.reward)).get("video"):
+        if plan.video_form == "progress" and plan.weight("video"):
             if config.reward.frame_features != "vae":
                 raise ConfigError("reward.video_form=progress needs reward.frame_features="
                                   "vae (it compares VAE frame latents)")
             self.goal["frame_latents"] = self._phi(self.goal_frames)
+        if plan.reads_start:  # the learned term: Δφ of every goal video's frames
+            self.goal.update(learned_lib.goal_inputs(self._phi, all_videos))
         self.fingerprints = {"vae_params": digest(params),
                              "goal_frames": digest({"video": self.goal_frames,
                                                     "frame": goal_frame}),
                              "goal_embeddings": digest(self.goal)}
         self.feature_dim = int(self.goal["frame_feature"].shape[0])
         # (no term reads the agent's video: no window column, nothing to centre)
-        self.latent_dim = int(self.goal["video_latent"].shape[0]) if needs_window(config) else 0
+        self.latent_dim = int(self.goal["video_latent"].shape[0]) if plan.reads_window else 0
         self.centre = self.centre and bool(self.latent_dim)
         self._latent_shape = (cfg.latent_frames(self.clip_len), cfg.latent_size,
                               cfg.latent_size, cfg.latent_channels)
@@ -228,7 +223,10 @@ class RewardEncoders:
 
     def start_episode(self, first_frames):
         """Sets each env's reference, its first frame held still, when centring or the
-        likelihood term needs it."""
+        likelihood term needs it, and φ of its first frame [N,P] (start_phi; [N,0] when
+        no term reads it)."""
+        self.start_phi = (self.phi(first_frames) if self.plan.reads_start
+                          else np.zeros((len(first_frames), 0), np.float32))
         if self.latent_dim and (self.centre or self.likelihood_fn is not None):
             self._reference = self.still(first_frames)
 
