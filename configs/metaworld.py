@@ -5,8 +5,9 @@
 VARIANTS is a comma-separated list applied in order, e.g. `smoke`, `gpu`,
 `smoke,sparse`. Size variants: `smoke` (tiny, minutes on 2 cores), default
 (CPU-feasible), `gpu`, `tpu` (full size). Reward variants (baselines and
-ablations, see `REWARD_VARIANTS`): `genreward`, `genreward+dense`, `sparse`,
-`dense`, `video`, `frame`, `likelihood`, `roboclip`. Every field can be
+ablations, see `REWARD_VARIANTS`): `genreward`, `genreward+sparse`, `genreward+dense`,
+`sparse`, `dense`, `video`, `frame`, `learned` (the learned reward alone),
+`learned+sparse`, `learned+dense`, `learned+frame`, `likelihood`, `roboclip`. Every field can be
 overridden: `--config.env.task=drawer-open-v3`.
 """
 import ml_collections
@@ -24,6 +25,8 @@ REWARD_VARIANTS = {
         ("video", ("none", 1.0, 0.0, 0.0, 0.0, 0.0)),
         ("frame", ("none", 0.0, 1.0, 0.0, 0.0, 0.0)),
         ("learned", ("none", 0.0, 0.0, 1.0, 0.0, 0.0)),
+        ("learned+sparse", ("sparse", 0.0, 0.0, 1.0, 0.0, 0.0)),
+        ("learned+dense", ("dense", 0.0, 0.0, 1.0, 0.0, 0.0)),
         ("learned+frame", ("none", 0.0, 1.0, 1.0, 0.0, 0.0)),
         ("likelihood", ("none", 0.0, 0.0, 0.0, 1.0, 0.0)),
         ("roboclip", ("none", 0.0, 0.0, 0.0, 0.0, 1.0)),
@@ -91,7 +94,7 @@ def _diffusion():
         # Instruction embedding when clip.path == '': a learned row per task (table) or
         # learned embeddings of the instruction's words (words: the setting for a task
         # left out of training; on the seen task the table did as well or better,
-        # README: reward quality).
+        # docs/rewards.md, reward quality).
         text="table",                # table | words
         schedule="cosine",           # linear | cosine
         prediction="v",              # eps | v
@@ -123,7 +126,7 @@ def _goal():
         seed=0,                      # env seed of the episode whose first frame conditions the goal
         sampling_steps=50,
         eta=0.0,
-        guidance_scale=10.0,         # swept 1.5-15 on door-open (README, reward quality)
+        guidance_scale=10.0,         # swept 1.5-15 on door-open (docs/rewards.md)
         # Goal videos sampled; the sampled-latents goal embedding is their mean (door-open,
         # generated goal: noisy success/fail AUC 0.69 with 1 video, 0.78 with 8)
         num_videos=8,
@@ -179,8 +182,8 @@ def _agent():
         # contents, update count and keys are the same as serial, and a run stays
         # reproducible (episode boundaries are synchronous). False = strictly serial:
         # the CPU default, because on 2 cores the workers and XLA then fight for the
-        # same cores (genreward 27 vs 22 env steps/s serial vs overlapped; README,
-        # Benchmarks); the gpu/tpu variants overlap (the device computes, not the CPU).
+        # same cores (genreward 27 vs 22 env steps/s serial vs overlapped;
+        # docs/benchmarks.md); the gpu/tpu variants overlap (the device computes, not the CPU).
         overlap_env=False,
         encoder_channels=(32, 32, 32, 32),  # pixel obs: conv encoder (shared by critics)
         encoder_feature_dim=50,
@@ -189,8 +192,8 @@ def _agent():
             z_dim=32,
             # 64x64: FB's FLOPs per update 1,749 (256x256) -> 597 (128x128) -> ~240 M; the
             # fused update 0.43x -> 0.54x the SAC scan, genreward 0.285x -> 0.355x the render
-            # ceiling. A/B at 20k env steps, 3 seeds, genreward (experiments/ab_fb64.sh,
-            # experiments/results/ab_fb64.csv; README, Benchmarks): drawer-close 0.90 +- 0.14
+            # ceiling. A/B at 20k env steps, 3 seeds, genreward (experiments/studies/ab_fb64.sh,
+            # experiments/results/ab_fb64.csv; docs/benchmarks.md): drawer-close 0.90 +- 0.14
             # vs 0.63 +- 0.29 with 128x128 (0.80 +- 0.16 at stride 1), door-open 0.00 both.
             hidden=(64, 64),
             lr=1e-4,
@@ -221,21 +224,20 @@ def _reward():
         learned_domain_weight=1.0,
         likelihood=0.0,              # VIPER-style diffusion likelihood weight
         roboclip=0.0,                # CLIP text-video similarity at episode end
-        # Each term (r - running mean) / running std. On drawer-close (README, results
-        # table) genreward succeeded 0.92 +- 0.12 unnormalised vs 0.33 +- 0.31 normalised.
+        # Each term (r - running mean) / running std. On drawer-close (docs/results.md) genreward succeeded 0.92 +- 0.12 unnormalised vs 0.33 +- 0.31 normalised.
         normalize=False,
         # The video reward (vidrl_jax/rewards/video_level.py): the agent's video so far
         # (episode) or its last `window` frames (last, GenReward's), resampled to the goal
         # video's length, against the goal video; embeddings centred on their first
         # frame held still; metric distance or cosine (GenReward's). The defaults are
-        # the measured best (README, reward quality).
+        # the measured best (docs/rewards.md).
         video_window="episode",      # episode | last
         video_metric="distance",     # distance | cosine
         video_centre=True,
         window=16,                   # W of video_window=last (frames)
         # Re-encode the agent's video every this many steps (between, the last score
         # holds). 2: genreward 0.254x -> 0.285x the render ceiling, no success lost in
-        # the A/B (experiments/ab_stride.sh, 3 seeds, 20k steps; README, Benchmarks).
+        # the A/B (experiments/studies/ab_stride.sh, 3 seeds, 20k steps; docs/benchmarks.md).
         video_stride=2,
         # What the video term pays at step t, with Φ_t the score above of the episode so
         # far (vidrl_jax/rewards/terms.py): score = Φ_t (a function of the history paid to
@@ -243,15 +245,15 @@ def _reward():
         # agent.discount; Φ_t is stored as one replay column: it keeps the optimal
         # policy of the other terms, and alone cannot teach, since bootstrapped through
         # the time limit its return from any state is -Φ_t whatever the actions;
-        # README, known gaps); progress = how far along
+        # docs/rewards.md); progress = how far along
         # the goal video the current frame stands, in [0, 1] (softmax over its VAE
         # frame latent's distances to the goal video's frames; needs frame_features=vae).
-        # progress (at τ 0.1) and frame_form=bsim are the defaults since 2026-12-06, chosen
-        # from issue #21's 50k table (README, Rewards): beside the dense reward they met
-        # "≥ dense" on drawer-close and handle-press where score + fz missed it; alone they
-        # scored as score + fz on handle-press, window-open and door-open (drawer-close:
-        # 0.73 against 0.87); every term stays bounded, and the loop encodes one frame per
-        # step instead of the 17-frame video. Before: score, fz, τ 0.02.
+        # progress (at τ 0.1) and frame_form=bsim are the defaults, chosen from the 50k
+        # table (docs/rewards.md): beside the dense reward they met "≥ dense" on
+        # drawer-close and handle-press where score + fz missed it; alone they scored as
+        # score + fz on handle-press, window-open and door-open (drawer-close: 0.73 against
+        # 0.87); every term stays bounded, and the loop encodes one frame per step instead
+        # of the 17-frame video.
         video_form="progress",       # score | shaped | progress
         video_progress_temperature=0.1,  # progress: softmax temperature (d² / goal span²)
         # progress: × exp(-d_min/σ), d_min the new frame's distance (d² / goal span²) to

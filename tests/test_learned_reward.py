@@ -137,3 +137,57 @@ def test_judge_tells_done_frames_from_not_done():
     params = train_judge(frames, labels, steps=60, batch=32)
     s = judge_scores(params, frames)
     assert s[labels > 0].min() > 0.5 > s[labels == 0].max()
+
+
+def _learned_agent_config():
+    c = metaworld.get_config("smoke,learned")
+    c.env.update(size=16, max_episode_steps=25, num_workers=1)
+    c.vae.update(channels=(4, 8), latent_channels=2)
+    c.reward.learned_hidden = (16,)
+    c.agent.update(hidden=(32, 32), batch_size=16, updates_per_call=5, replay_capacity=400,
+                   prefill_steps=25, total_steps=100, eval_every=50, eval_episodes=1,
+                   checkpoint_every=25, log_every=25)
+    return c
+
+
+def _results(workdir):
+    import json
+    import os
+    with open(os.path.join(workdir, "results.json")) as f:
+        r = json.load(f)
+    return {k: v for k, v in r.items() if k not in ("wall_time_s", "env_steps_per_s",
+                                                      "run_summary")}
+
+
+def test_learned_agent_trains_checkpoints_and_a_resumed_run_ends_as_an_uninterrupted_one(
+        tmp_path):
+    """The agent stage with the learned term alone: its model is in the checkpoint, the
+    term is paid and logged, and 50 steps then raised to 100 end exactly as 100 at once."""
+    from experiments.benches.pipeline import write_reward_inputs
+    from vidrl_jax import stages
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    for d in (whole, split):
+        write_reward_inputs(_learned_agent_config(), d)
+    stages.run_pipeline(_learned_agent_config(), whole, stages=["agent"])
+    half = _learned_agent_config()
+    half.agent.total_steps = 50
+    stages.run_pipeline(half, split, stages=["agent"])
+    stages.run_pipeline(_learned_agent_config(), split, stages=["agent"])
+    r = _results(whole)
+    assert r == _results(split)
+    assert "learned" in r["final_returns"] and "learned" in r["reward_running"]
+    assert r["reward_running"]["learned"]["std"] > 0
+
+
+def test_goal_stage_judge_reports_how_many_videos_show_the_task_done():
+    from vidrl_jax.stages.goal import run_judge
+    c = metaworld.get_config("smoke")
+    c.env.size = 16
+    c.env.max_episode_steps = 150
+    c.judge.update(episodes=1, steps=5)
+    videos = np.random.default_rng(0).integers(0, 256, (3, 5, 16, 16, 3), dtype=np.uint8)
+    out = run_judge(c, videos)
+    assert out["judge_num_videos"] == 3 and 0 <= out["judge_done_videos"] <= 3
+    assert len(out["judge_last_scores"]) == 3
+    assert all(0.0 <= s <= 1.0 for s in out["judge_last_scores"])
+    assert 0.0 <= out["judge_heldout_auc_undone"] <= 1.0

@@ -17,8 +17,9 @@ Prints JSON lines with "bench": "pipeline" and "stage":
   agent           the agent loop (AgentRun.train_episode: env workers, reward encoders,
                   replay, fused step) at UTD 1: env steps/s, beside the render ceiling of
                   the same env.num_workers * seeds worker processes. reward="genreward"
-                  (video + frame, both agent.overlap_env settings) and reward="sparse"
-                  (no reward encoders). Episodes of the ceiling and of each case are
+                  (video + frame, both agent.overlap_env settings), reward="learned"
+                  (the learned reward: its model's update in the fused step) and
+                  reward="sparse" (no reward encoders). Episodes of the ceiling and of each case are
                   timed in turn until each has `--steps` env steps, so load from other
                   processes hits all alike. Each agent's first episode (compilation) is
                   not timed; eval and checkpoints are not part of it. Each record has
@@ -234,7 +235,7 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
     """Runs the measurements of `parts`; returns the records (also passed to `emit`).
 
     agent_cases: [(reward variant, overlap_env)] of the agent part; default genreward
-    with config.agent.overlap_env and with the other setting, then sparse.
+    with config.agent.overlap_env and with the other setting, then learned and sparse.
     profile_episodes: episodes per reward setting of the agent's per-part breakdown."""
     import jax
 
@@ -286,6 +287,7 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
             default_overlap = bool(config.agent.overlap_env)
             cases = agent_cases or [("genreward", default_overlap),
                                     ("genreward", not default_overlap),
+                                    ("learned", default_overlap),
                                     ("sparse", default_overlap)]
             with make_vector_env(config.env, num_envs=n, seed=int(config.seed)) as envs:
                 runs = [start_agent(agent_config(config, reward, overlap), workdir, envs,

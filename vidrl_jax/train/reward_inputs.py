@@ -71,7 +71,7 @@ class RewardEncoders:
         self.goal_frames = None
         self.clip = None
         # reward.video_centre: embeddings minus that of their first frame held still
-        # (the static scene dominates the plain cosine; see README, reward quality).
+        # (the static scene dominates the plain cosine; docs/rewards.md).
         self.centre = bool(config.reward.get("video_centre", False)) and plan.reads_frames
         self.video_metric = str(config.reward.get("video_metric", "cosine"))
         self._score = jax.jit(video_reward, static_argnums=2)
