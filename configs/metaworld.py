@@ -221,7 +221,7 @@ def _reward():
         learned=0.0,
         learned_hidden=(256, 256),
         learned_lr=3e-4,
-        learned_domain_weight=1.0,
+        learned_domain_weight=3.0,
         likelihood=0.0,              # VIPER-style diffusion likelihood weight
         roboclip=0.0,                # CLIP text-video similarity at episode end
         # Each term (r - running mean) / running std. On drawer-close (docs/results.md) genreward succeeded 0.92 +- 0.12 unnormalised vs 0.33 +- 0.31 normalised.

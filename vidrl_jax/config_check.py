@@ -179,7 +179,7 @@ FIELDS = (
     ("judge.steps", _int_ge(1), "the judge's training steps", 1500),
     ("reward.learned", _NONNEG, "a reward weight", 0.0),
     ("reward.learned_lr", _NONNEG, "the learned reward model's learning rate", 3e-4),
-    ("reward.learned_domain_weight", _NONNEG, "the weight of the learned model's domain loss", 1.0),
+    ("reward.learned_domain_weight", _NONNEG, "the weight of the learned model's domain loss", 3.0),
     ("clip.last_k", _int_ge(0), "last frames searched, 0 = all", 0),
     ("clip.smooth", _int_ge(1), "a moving-average window, 1 = none", 1),
     ("agent.init_temperature", _POS, "SAC's initial temperature", 0.1),

@@ -26,7 +26,6 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files kept as NAME.
     --set_for env.task=door-open-v3:agent.replay_capacity=100000 \
     --set_for env.task=drawer-open-v3:agent.total_steps=100000 \
     --set_for env.task=drawer-open-v3:agent.replay_capacity=100000 \
-    --set reward.learned_domain_weight=3 \
     --workdir=runs/rewards --shared_dir=runs/ab_shared --records=experiments/results/rewards \
     "${@:2}"
   python -m experiments.shared_models save runs/ab_shared "$MODELS"

@@ -60,7 +60,7 @@ class AgentDef:
     # The learned term's goal discriminator (rewards/learned.py)
     learned_hidden: Tuple[int, ...] = (256, 256)
     learned_lr: float = 3e-4
-    learned_domain_weight: float = 1.0
+    learned_domain_weight: float = 3.0
 
     @property
     def use_learned(self):
@@ -185,7 +185,7 @@ def agent_def_from_config(config, obs_dim, action_dim, feature_dim, latent_dim, 
         frame_form=str(frame_form),
         learned_hidden=tuple(r.get("learned_hidden", (256, 256))),
         learned_lr=float(r.get("learned_lr", 3e-4)),
-        learned_domain_weight=float(r.get("learned_domain_weight", 1.0)))
+        learned_domain_weight=float(r.get("learned_domain_weight", 3.0)))
 
 
 def init_agent_state(defn, key):
