@@ -1,6 +1,7 @@
 """The README's figures, made from committed results and kept models.
 
     python -m experiments.studies.make_figures [--out=docs/img] [--scale=4]
+        [--agent_gif=RUN/agent/eval_last.gif]
 
 Writes into --out:
   goal_vs_demo.gif   per task (rows: door-open, drawer-close, handle-press, window-open),
@@ -13,6 +14,7 @@ Writes into --out:
   success_curves.png eval success (mean ± std over 3 seeds) against env steps, a panel per
                      task, from experiments/results/metaworld.csv (score + fz) and
                      metaworld_perstep.csv (progress + bsim, the defaults)
+  agent_door_open.gif  (with --agent_gif) a run's last eval episode at --scale times
 Measures nothing new: it draws what the table's runs and models hold.
 """
 import argparse
@@ -126,6 +128,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/img", help="folder for the figures")
     parser.add_argument("--scale", type=int, default=4, help="upscaling of the 32 px frames")
+    parser.add_argument("--agent_gif", default=None,
+                        help="a run's agent/eval_last.gif, drawn as agent_door_open.gif")
     args = parser.parse_args(argv)
     from vidrl_jax.utils.video_io import save_gif, save_png
 
@@ -141,6 +145,10 @@ def main(argv=None):
     strip = [upscale(generated[::2], args.scale), upscale(real[::2], args.scale)]
     from vidrl_jax.utils.video_io import frame_strip
     save_png(os.path.join(args.out, "goal_vs_demo.png"), frame_strip(strip))
+    if args.agent_gif:
+        from vidrl_jax.utils.video_io import read_gif
+        save_gif(os.path.join(args.out, "agent_door_open.gif"),
+                 upscale(read_gif(args.agent_gif), args.scale), fps=20)
     print(f"[make_figures] wrote goal_vs_demo.gif, goal_vs_demo.png, success_curves.png "
           f"in {args.out}")
 
