@@ -28,14 +28,6 @@ from absl import flags  # noqa: E402
 
 from vidrl_jax.utils.cli import define_config_file, run_absl_main  # noqa: E402
 
-_CONFIG = define_config_file("config", "configs/metaworld.py",
-                             "Config file, optionally with :VARIANTS.", lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", "runs/default", "The run's directory.")
-_SEEDS = flags.DEFINE_integer("seeds", 20, "Expert and random episodes scored.")
-_PRETRAIN = flags.DEFINE_integer("pretrain_steps", 2000,
-                                 "Updates of a learned term's model before RL (no checkpoint).")
-_OUT = flags.DEFINE_string("out", None, "Also write the results here as JSON.")
-
 GATE = 0.9
 SCORED = ("learned", "video", "frame")
 PREFILL_EPISODES = 10  # random-policy episodes standing in for the replay before RL
@@ -154,18 +146,30 @@ def format_gate(result):
     return "\n".join(lines)
 
 
+def define_flags():
+    """The command's flags (defined only when it runs as a command: modules that tests
+    import beside this one define flags of the same names)."""
+    define_config_file("config", "configs/metaworld.py",
+                       "Config file, optionally with :VARIANTS.", lock_config=True)
+    flags.DEFINE_string("workdir", "runs/default", "The run's directory.")
+    flags.DEFINE_integer("seeds", 20, "Expert and random episodes scored.")
+    flags.DEFINE_integer("pretrain_steps", 2000,
+                         "Updates of a learned term's model before RL (no checkpoint).")
+    flags.DEFINE_string("out", None, "Also write the results here as JSON.")
+
+
 def main(argv):
     del argv
     from vidrl_jax.stages import StageContext
-    config = _CONFIG.value
-    workdir = _WORKDIR.value
-    ctx = StageContext(workdir, os.path.join(workdir, "agent"), logger=None)
-    result = gate(config, ctx, int(_SEEDS.value), int(_PRETRAIN.value))
+    f = flags.FLAGS
+    ctx = StageContext(f.workdir, os.path.join(f.workdir, "agent"), logger=None)
+    result = gate(f.config, ctx, int(f.seeds), int(f.pretrain_steps))
     print(format_gate(result))
-    if _OUT.value:
-        with open(_OUT.value, "w") as f:
-            json.dump(result, f, indent=1)
+    if f.out:
+        with open(f.out, "w") as out:
+            json.dump(result, out, indent=1)
 
 
 if __name__ == "__main__":
+    define_flags()
     run_absl_main(main)

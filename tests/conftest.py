@@ -19,7 +19,7 @@ os.environ["VIDRL_NO_PROGRESS"] = "1"
 # the 2 workers in collection order, so these start first instead of leaving one worker
 # alone on the notebook at the end of the run.
 SLOW_FIRST = ("test_notebook.py", "test_multihost.py", "test_agent_stage.py",
-              "test_diffusion.py", "test_bench_pipeline.py")
+              "test_learned_reward.py", "test_diffusion.py", "test_bench_pipeline.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -66,7 +66,8 @@ def train(steps, seed=0, prefill=500, eval_every=0, eval_episodes=3, defn=None, 
         next_obs, r, term, trunc, _ = env.step(2.0 * a)
         pending.append(dict(obs=obs, action=a, next_obs=next_obs, reward=r, success=0.0,
                             terminal=float(term), truncated=float(trunc),
-                            next_phi=np.zeros(0), window_latent=np.zeros(0)))
+                            next_phi=np.zeros(0), start_phi=np.zeros(0),
+                            window_latent=np.zeros(0)))
         obs = next_obs
         if term or trunc:
             obs, _ = env.reset()

@@ -12,19 +12,24 @@ video as in TimeRewarder):
                       video itself says what comes late (the task done) and early
   agent frames        Δφ of the replay's next frames, label 0: every pose the agent
                       finds without the task done stops being paid as it is visited
-Loss: mean BCE over the goal frames + mean BCE over the agent frames (balanced).
-Reward: the logit, log D − log(1 − D) (AIRL's form). Generated and real frames stay
-apart in logit (the model can tell them apart), but a constant offset between the two
-domains changes no ranking among the agent's frames, which is all a reward needs; the
-term is paid standardised by its running statistics (rewards/terms.py), so the offset
-and the logit's scale cancel.
+Loss: mean BCE over the goal frames + mean BCE over the agent frames (balanced), plus
+domain_weight x the BCE of a domain head (generated 1, real 0) that reads the hidden
+features through a reversed gradient: the features are trained so that it cannot tell
+generated frames from real ones. Without it every real frame's logit sinks far below
+the generated ones' (about −40 on door-open), where the gradient on the agent's frames
+vanishes and nothing the agent holds stops being paid.
+Reward: the logit, log D − log(1 − D) (AIRL's form), paid standardised by its running
+statistics (rewards/terms.py): an offset between the two domains changes no ranking
+among the agent's frames, which is all a reward needs.
 
     params = init(hidden, feature_dim, key); opt = optimizer(lr).init(params)
     r = reward(hidden, params, dphi [B,P], goal)                       # [B] logits
-    params, opt, metrics = update(hidden, lr, params, opt, dphi [B,P], goal, key, axis)
+    params, opt, metrics = update(hidden, lr, domain_weight, params, opt, dphi [B,P],
+                                  goal, key, axis_name)
 
 goal: {"gen_dphi": [M,P] Δφ of the goal videos' frames, "gen_progress": [M] in [0,1],
-"dphi_scale": [P] per-feature scale (std of gen_dphi)}, built on the host once.
+"dphi_mean", "dphi_scale": [P] the goal frames' per-feature mean and std (the input's
+standardisation)}, built on the host once (goal_inputs).
 """
 import flax.linen as nn
 import jax
