@@ -237,7 +237,7 @@ def make_fused_call(cfg, rows, dims=None):
                     dphi_scale=jnp.ones(feat))
     defn = agent_def_from_config(cfg, 39, 4, feat, lat, plan)
     specs = rp.column_specs((39,), 4, feat, lat, extra=plan.extra_columns,
-                            start_dim=feat if plan.reads_start else 0)
+                            start_dim=plan.start_dim(feat))
     data = _fill(specs, rows)
     replay = rp.add(rp.create_replay(rows, specs), data)
     holder = {"s": init_agent_state(defn, jax.random.PRNGKey(0)), "key": jax.random.PRNGKey(1)}

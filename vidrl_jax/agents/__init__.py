@@ -13,9 +13,9 @@ Call sequence (what the agent stage does):
     state = create_agent_state(config, obs_dim, action_dim, feature_dim, latent_dim, key)
 
     # 2. replay (on device; num_devices=None for one device, n to shard over n devices)
+    plan = resolve(config.reward)                 # the reward config, read once
     specs = rp.column_specs((obs_dim,), action_dim, feature_dim, latent_dim,
-                            extra=resolve(config.reward).extra_columns,
-                            start_dim=feature_dim if resolve(config.reward).reads_start else 0)
+                            extra=plan.extra_columns, start_dim=plan.start_dim(feature_dim))
     #    (pixel obs: rp.column_specs((H, W, 3), ..., obs_dtype=jnp.uint8))
     replay = rp.create_replay(config.agent.replay_capacity, specs, num_devices=None)
 

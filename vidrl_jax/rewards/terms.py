@@ -148,6 +148,10 @@ class RewardPlan:
         """A term reads φ of each transition's episode start (the replay's start_phi)."""
         return bool(self.weight("learned"))
 
+    def start_dim(self, feature_dim):
+        """Size of the replay's start_phi column: P when a term reads it, else 0."""
+        return int(feature_dim) if self.reads_start else 0
+
     @property
     def extra_columns(self):
         """Names of the extra scalar replay columns the active terms read."""

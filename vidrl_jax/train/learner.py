@@ -86,7 +86,7 @@ class Learner:
         self.specs = rp.column_specs(
             (obs_dim,) if isinstance(obs_dim, int) else obs_dim, ACTION_DIM, feature_dim,
             latent_dim, obs_dtype=obs_dtype, extra=plan.extra_columns,
-            start_dim=feature_dim if plan.reads_start else 0)
+            start_dim=plan.start_dim(feature_dim))
         cap = int(config.agent.replay_capacity) // self.num_processes
         if self.layout == "single":
             self.state = states[0]
