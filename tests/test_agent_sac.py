@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.studies.check_sac_pendulum import evaluate, pendulum_defn, train
-from vidrl_jax.agents import networks as nets
 from vidrl_jax.agents.state import AgentDef, init_agent_state
 from vidrl_jax.agents.train_step import check_finite, run_updates
+from vidrl_jax.models.augment import random_shift
 
 
 def test_sac_learns_pendulum():
@@ -23,9 +23,9 @@ def test_sac_learns_pendulum():
 
 def test_random_shift():
     img = jnp.arange(2 * 6 * 6 * 1, dtype=jnp.float32).reshape(2, 6, 6, 1)
-    same = nets.random_shift(img, jnp.array([[2, 2], [2, 2]]), pad=2)
+    same = random_shift(img, jnp.array([[2, 2], [2, 2]]), pad=2)
     np.testing.assert_array_equal(same, img)
-    shifted = nets.random_shift(img, jnp.array([[3, 2], [2, 0]]), pad=2)
+    shifted = random_shift(img, jnp.array([[3, 2], [2, 0]]), pad=2)
     np.testing.assert_array_equal(shifted[0, :5], img[0, 1:])     # one row down
     np.testing.assert_array_equal(shifted[0, 5], img[0, 5])       # edge padding
     np.testing.assert_array_equal(shifted[1, :, 2:], img[1, :, :4])

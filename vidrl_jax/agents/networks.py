@@ -124,20 +124,6 @@ class ConvEncoder(nn.Module):
         return jnp.tanh(nn.LayerNorm()(x))
 
 
-def random_shift(images, shifts, pad=4):
-    """Random-shift augmentation (DrQ): pad by `pad` (edge) and crop back.
-
-    images: [B,H,W,C]; shifts: int32 [B,2] in [0, 2*pad]. Returns [B,H,W,C].
-    """
-    _, h, w, _ = images.shape
-    padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
-
-    def crop(img, s):
-        return jax.lax.dynamic_slice(img, (s[0], s[1], 0), (h, w, img.shape[-1]))
-
-    return jax.vmap(crop)(padded, shifts)
-
-
 class Embed(nn.Module):
     """FB input embedding: Dense -> LayerNorm -> tanh -> Dense -> ReLU (metamotivo-style)."""
     hidden: int

@@ -25,6 +25,7 @@ from vidrl_jax.agents import sac
 from vidrl_jax.agents.state import AgentState, create_agent_state, init_agent_state  # noqa: F401
 from vidrl_jax.data import replay as replay_lib
 from vidrl_jax.errors import NonFiniteError
+from vidrl_jax.models.augment import random_shift
 from vidrl_jax.rewards import learned as learned_lib
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.utils.distributed import AXIS, unreplicate  # noqa: F401 (re-exported)
@@ -44,8 +45,8 @@ def augment(defn, batch, key, axis_name=None):
     sampler = functools.partial(jax.random.randint, minval=0, maxval=hi)
     s1 = fb_lib.global_noise(sampler, k1, b, (2,), axis_name)
     s2 = fb_lib.global_noise(sampler, k2, b, (2,), axis_name)
-    return dict(batch, obs=nets.random_shift(batch["obs"], s1, defn.aug_pad),
-                next_obs=nets.random_shift(batch["next_obs"], s2, defn.aug_pad))
+    return dict(batch, obs=random_shift(batch["obs"], s1, defn.aug_pad),
+                next_obs=random_shift(batch["next_obs"], s2, defn.aug_pad))
 
 
 def features(state, obs):

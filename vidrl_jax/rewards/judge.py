@@ -23,6 +23,7 @@ import optax
 from vidrl_jax.envs.counterfactual import SEED_BASE, check_frames, expert_episode, \
     random_episode, undone_frame
 from vidrl_jax.errors import VidrlError
+from vidrl_jax.models.augment import draw_shifts, random_shift
 from vidrl_jax.rewards.quality import roc_auc
 
 AFTER_SUCCESS = 10     # expert steps recorded past the first success (done frames)
@@ -66,16 +67,6 @@ def judge_data(env, task, episodes):
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _shift(key, x):
-    n, h, w, _ = x.shape
-    xp = jnp.pad(x, ((0, 0), (SHIFT, SHIFT), (SHIFT, SHIFT), (0, 0)), mode="edge")
-    ky, kx = jax.random.split(key)
-    dy = jax.random.randint(ky, (n,), 0, 2 * SHIFT + 1)
-    dx = jax.random.randint(kx, (n,), 0, 2 * SHIFT + 1)
-    return jax.vmap(lambda im, a, b: jax.lax.dynamic_slice(im, (a, b, 0), (h, w, 3)))(
-        xp, dy, dx)
-
-
 def train_judge(frames, labels, steps=1500, batch=128, seed=0):
     """JudgeNet params trained `steps` Adam steps with balanced batches (half done)."""
     net, opt = JudgeNet(), optax.adam(3e-4)
@@ -92,7 +83,8 @@ def train_judge(frames, labels, steps=1500, batch=128, seed=0):
         kp, kn, ks = jax.random.split(key, 3)
         idx = jnp.concatenate([pos[jax.random.randint(kp, (batch // 2,), 0, len(pos))],
                                neg[jax.random.randint(kn, (batch // 2,), 0, len(neg))]])
-        x, y = _shift(ks, frames[idx]), labels[idx]
+        x = random_shift(frames[idx], draw_shifts(ks, batch, SHIFT), SHIFT)
+        y = labels[idx]
 
         def loss(p):
             return jnp.mean(optax.sigmoid_binary_cross_entropy(
