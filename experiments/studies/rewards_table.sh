@@ -12,6 +12,7 @@
 # The video models are the kept ones (experiments/results/table50k_models), restored
 # first; drawer-open-v3's goal video is sampled from them on the first run.
 # Resumable: re-run it; finished cells are skipped, agents resume from checkpoints.
+# FINISHED_ONLY=1 runs nothing and writes the same files for the cells finished so far.
 set -e
 cd "$(dirname "$0")/../.."
 MODELS=experiments/results/table50k_models
@@ -27,7 +28,7 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files kept as NAME.
     --set_for env.task=drawer-open-v3:agent.total_steps=100000 \
     --set_for env.task=drawer-open-v3:agent.replay_capacity=100000 \
     --workdir=runs/rewards --shared_dir=runs/ab_shared --records=experiments/results/rewards \
-    "${@:2}"
+    ${FINISHED_ONLY:+--finished_only} "${@:2}"
   python -m experiments.shared_models save runs/ab_shared "$MODELS"
   for f in summary.csv summary.png summary_terms.csv summary_terms.png; do
     if [ -f "runs/rewards/$f" ]; then cp "runs/rewards/$f" "experiments/results/${f/summary/$1}"; fi
