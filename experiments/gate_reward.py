@@ -93,14 +93,28 @@ def pretrain_learned(learner, encoders, env, steps, seed=0):
     learner.state = state.replace(reward_model=m)
 
 
+AUCS = ("auc_undone", "auc_random", "auc_before")
+
+
+def gate_term(paid):
+    """{"auc_undone", "auc_random", "auc_before", "mean": {group: mean paid}, "pass"} of
+    one term's rewards {group: [n]} (groups done, undone, before, random)."""
+    import numpy as np
+
+    from vidrl_jax.rewards.quality import roc_auc
+    auc = {f"auc_{g}": roc_auc(paid["done"], paid[g]) for g in ("undone", "random", "before")}
+    return dict(auc, mean={g: float(np.mean(v)) for g, v in paid.items()},
+                **{"pass": bool(auc["auc_undone"] >= GATE and auc["auc_random"] >= GATE)})
+
+
 def gate(config, ctx, seeds, pretrain_steps):
     """{"task", "source", "terms": {term: {"auc_undone", "auc_random", "auc_before",
-    "mean": {group: paid}, "pass"}}} for the per-frame terms of `config`."""
+    "mean": {group: paid}, "pass"}}} for the per-frame terms of `config`; a run of several
+    seeds (config.seeds) also gives each seed's under "seeds", and passes when all do."""
     import numpy as np
 
     from vidrl_jax.envs.counterfactual import SEED_BASE, check_frames
     from vidrl_jax.envs.metaworld_env import make_env_from_config
-    from vidrl_jax.rewards.quality import roc_auc
     from vidrl_jax.train.agent import AgentRun
 
     task = config.env.task
@@ -118,18 +132,22 @@ def gate(config, ctx, seeds, pretrain_steps):
               and not (n == "video" and config.reward.video_form != "progress")]
     names = ("done", "undone", "before", "random")
     # one call: every group paid with the same running statistics (the learned term is
-    # standardised by them)
+    # standardised by them); each seed's agent pays every frame (the learner splits a
+    # batch seed by seed, so the frames are repeated once per seed)
     tr = transitions(run.encoders, np.concatenate([groups[g] for g in names]),
                      np.concatenate([groups[f"{g}_first"] for g in names]))
-    terms = run.learner.reward_terms(tr, run.encoders.goal)
+    num_seeds = run.learner.num_seeds
+    terms = run.learner.reward_terms({k: np.concatenate([v] * num_seeds)
+                                      for k, v in tr.items()}, run.encoders.goal)
     bounds = np.cumsum([0] + [len(groups[g]) for g in names])
-    paid = {n: {g: np.asarray(terms[n])[bounds[i]:bounds[i + 1]] for i, g in enumerate(names)}
-            for n in scored}
     out = {}
-    for name, p in paid.items():
-        auc = {f"auc_{g}": roc_auc(p["done"], p[g]) for g in ("undone", "random", "before")}
-        out[name] = dict(auc, mean={g: float(np.mean(v)) for g, v in p.items()},
-                         **{"pass": bool(auc["auc_undone"] >= GATE and auc["auc_random"] >= GATE)})
+    for name in scored:
+        per_seed = [gate_term({g: paid[bounds[i]:bounds[i + 1]] for i, g in enumerate(names)})
+                    for paid in np.asarray(terms[name]).reshape(num_seeds, -1)]
+        out[name] = per_seed[0] if num_seeds == 1 else {  # the seeds' mean; pass: all do
+            **{k: float(np.mean([r[k] for r in per_seed])) for k in AUCS},
+            "mean": {g: float(np.mean([r["mean"][g] for r in per_seed])) for g in names},
+            "pass": all(r["pass"] for r in per_seed), "seeds": per_seed}
     return {"task": task, "episodes": int(len(groups["done"])),
             "source": "checkpoint" if restored else f"before RL ({pretrain_steps} updates)"
             if any(n == "learned" for n in scored) else "before RL", "terms": out}
@@ -141,8 +159,9 @@ def format_gate(result):
              "| term | done vs undone | done vs random | done vs before | gates |",
              "|---|---|---|---|---|"]
     for name, r in result["terms"].items():
-        lines.append(f"| {name} | {r['auc_undone']:.2f} | {r['auc_random']:.2f} | "
-                     f"{r['auc_before']:.2f} | {'pass' if r['pass'] else 'fail'} |")
+        rows = [(name, r)] + [(f"{name} (seed {i})", s) for i, s in enumerate(r.get("seeds", []))]
+        lines += [f"| {n} | {s['auc_undone']:.2f} | {s['auc_random']:.2f} | "
+                  f"{s['auc_before']:.2f} | {'pass' if s['pass'] else 'fail'} |" for n, s in rows]
     return "\n".join(lines)
 
 

@@ -127,6 +127,25 @@ def test_gate_scores_the_learned_term_before_rl(tmp_path, monkeypatch):
     assert r["pass"] == (r["auc_undone"] >= 0.9 and r["auc_random"] >= 0.9)
     assert "| learned |" in gate_reward.format_gate(result)
 
+    # a run of 2 seeds: each seed's model pays every frame (two identical models score
+    # alike), the top line is their mean, and it passes only when both seeds do
+    pretrain = gate_reward.pretrain_learned
+
+    def pretrain_one_model_for_both_seeds(learner, *args):
+        pretrain(learner, *args)
+        m = jax.tree.map(lambda x: jnp.stack([x[0], x[0]]), learner.state.reward_model)
+        learner.state = learner.state.replace(reward_model=m)
+
+    monkeypatch.setattr(gate_reward, "pretrain_learned", pretrain_one_model_for_both_seeds)
+    config.seeds = 2
+    r2 = gate_reward.gate(config, ctx, seeds=2, pretrain_steps=3)["terms"]["learned"]
+    assert len(r2["seeds"]) == 2
+    for k in ("auc_undone", "auc_random", "auc_before"):
+        assert r2["seeds"][0][k] == pytest.approx(r2["seeds"][1][k], abs=1e-6)
+    assert r2["seeds"][0]["mean"] == pytest.approx(r2["seeds"][1]["mean"], rel=1e-5)
+    assert r2["auc_undone"] == pytest.approx(r2["seeds"][0]["auc_undone"])
+    assert r2["pass"] == r2["seeds"][0]["pass"]
+
 
 def test_judge_tells_done_frames_from_not_done():
     from vidrl_jax.rewards.judge import judge_scores, train_judge
