@@ -118,7 +118,7 @@ def gate(config, ctx, seeds, pretrain_steps):
     from vidrl_jax.train.agent import AgentRun
 
     task = config.env.task
-    run = AgentRun(config, ctx, envs=None)
+    run = AgentRun(config, ctx, envs=None, read_only=True)  # the run may be live
     restored = run.restore()
     env = make_env_from_config(config.env)
     try:

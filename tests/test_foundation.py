@@ -178,6 +178,29 @@ def test_corrupt_and_mismatched_checkpoints_are_clear(tmp_path):
         CheckpointManager(str(tmp_path / "empty")).restore(_tree())
 
 
+def test_a_read_only_reader_leaves_a_live_runs_checkpoints_alone(tmp_path):
+    """A reader beside a live run (the gate scoring it) must not remove the checkpoint
+    the run is writing: a writer's manager clears unfinished (tmp) checkpoints as it
+    opens the directory, a read-only one does not, restores the newest complete one and
+    refuses to save."""
+    CheckpointManager(str(tmp_path)).save(5, _tree())
+    unfinished = tmp_path / "10.orbax-checkpoint-tmp"
+
+    def being_written():
+        os.makedirs(unfinished / "state", exist_ok=True)
+        (unfinished / "state" / "part").write_bytes(b"half written")
+
+    being_written()
+    reader = CheckpointManager(str(tmp_path), read_only=True)
+    restored, _ = reader.restore(_tree())
+    np.testing.assert_array_equal(restored["w"], _tree()["w"])
+    assert (unfinished / "state" / "part").exists()
+    with pytest.raises(CheckpointError, match="read-only"):
+        reader.save(6, _tree())
+    CheckpointManager(str(tmp_path)).save(6, _tree())  # a writer (the run restarting)
+    assert not unfinished.exists()                     # clears it
+
+
 def _truncate_largest_file(step_dir):
     files = [os.path.join(r, n) for r, _, ns in os.walk(step_dir) for n in ns]
     victim = max(files, key=os.path.getsize)

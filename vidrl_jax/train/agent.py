@@ -61,9 +61,10 @@ def frames_needed(config, plan=None):
 
 
 class AgentRun:
-    """Trains the agent(s) of `config` in `ctx.stage_dir`, resuming from checkpoints."""
+    """Trains the agent(s) of `config` in `ctx.stage_dir`, resuming from checkpoints.
+    read_only: only reads them (a reader beside a live run; see CheckpointManager)."""
 
-    def __init__(self, config, ctx, envs):
+    def __init__(self, config, ctx, envs, read_only=False):
         self.config, self.ctx, self.envs = config, ctx, envs
         plan = reward_terms.resolve(config.reward)  # the reward config, read once
         self.encoders = RewardEncoders(config, ctx, plan)
@@ -75,7 +76,8 @@ class AgentRun:
         self.stride = max(1, int(config.reward.video_stride))
         self.k = int(config.agent.updates_per_call)
         self.ckpt = CheckpointManager(os.path.join(ctx.stage_dir, "checkpoints"), keep=2,
-                                      all_processes=True)  # (several processes: collective)
+                                      all_processes=True,  # (several processes: collective)
+                                      read_only=read_only)
         self.counters = dict(episode=0, env_steps=0, updates=0, pending=0.0, train_calls=0,
                              wall_time=0.0, history=[])
         self.base_key = jax.random.PRNGKey(int(config.seed))

@@ -69,10 +69,15 @@ def _abstract(x):
 
 
 class CheckpointManager:
-    """Keeps the last `keep` checkpoints of a pytree under `directory`."""
+    """Keeps the last `keep` checkpoints of a pytree under `directory`.
 
-    def __init__(self, directory, keep=3, all_processes=False):
+    read_only: a reader beside the run that writes there (e.g. a gate scoring a live
+    run): it neither saves, nor removes the writer's unfinished (tmp) checkpoints, nor
+    moves damaged ones aside."""
+
+    def __init__(self, directory, keep=3, all_processes=False, read_only=False):
         self.directory = os.path.abspath(directory)
+        self.read_only = read_only
         os.makedirs(self.directory, exist_ok=True)
         handler_kwargs = {}
         if jax.process_count() > 1 and not all_processes:
@@ -81,7 +86,7 @@ class CheckpointManager:
                 primary_host=me, active_processes={me})}
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep, create=not handler_kwargs, enable_async_checkpointing=False,
-            cleanup_tmp_directories=True, **handler_kwargs)
+            cleanup_tmp_directories=not read_only, **handler_kwargs)
         self._mgr = ocp.CheckpointManager(
             self.directory, options=options,
             item_handlers={"state": ocp.StandardCheckpointHandler(**handler_kwargs),
@@ -96,6 +101,8 @@ class CheckpointManager:
 
     def save(self, step, tree, extra=None):
         """Saves `tree` (any pytree of arrays) and a JSON-able `extra` dict at `step`."""
+        if self.read_only:
+            raise CheckpointError(f"{self.directory} was opened read-only: not saved")
         tree = jax.tree.map(lambda x: x if _is_global(x) else jax.device_get(x),
                             _to_savable(tree))
         self._mgr.save(int(step), args=ocp.args.Composite(
@@ -123,7 +130,8 @@ class CheckpointManager:
                         f"every checkpoint in {self.directory} is damaged (newest: {e}); "
                         f"delete the directory to start over") from None
                 logging.warning("%s; falling back to the previous checkpoint", e)
-                self._move_aside(s)
+                if not self.read_only:
+                    self._move_aside(s)
 
     def _move_aside(self, step):
         """Renames a damaged step directory to corrupt-<step> (kept for inspection) so
