@@ -184,13 +184,9 @@ def test_a_read_only_reader_leaves_a_live_runs_checkpoints_alone(tmp_path):
     opens the directory, a read-only one does not, restores the newest complete one and
     refuses to save."""
     CheckpointManager(str(tmp_path)).save(5, _tree())
-    unfinished = tmp_path / "10.orbax-checkpoint-tmp"
-
-    def being_written():
-        os.makedirs(unfinished / "state", exist_ok=True)
-        (unfinished / "state" / "part").write_bytes(b"half written")
-
-    being_written()
+    unfinished = tmp_path / "10.orbax-checkpoint-tmp"  # the run is writing step 10
+    os.makedirs(unfinished / "state")
+    (unfinished / "state" / "part").write_bytes(b"half written")
     reader = CheckpointManager(str(tmp_path), read_only=True)
     restored, _ = reader.restore(_tree())
     np.testing.assert_array_equal(restored["w"], _tree()["w"])
