@@ -72,6 +72,22 @@ def test_learns_the_goal_video_and_stops_paying_a_pose_the_agent_holds():
     assert roc_auc(r(done), r(random)) > 0.9
 
 
+def test_a_silent_domain_head_is_reported():
+    """The update reports the share of the domain head's units that fire: all of them
+    at init, none once every unit's input is pushed below zero (the head gone silent)."""
+    goal = _goal()
+    params = learned.init(HIDDEN, P, jax.random.PRNGKey(0))
+    opt = learned.optimizer(3e-3).init(params)
+    agent = _frames(np.random.default_rng(3), 64, 0.0, 0.0)
+    step = lambda p: learned.update(HIDDEN, 3e-3, 1.0, p, opt, agent, goal,
+                                    jax.random.PRNGKey(1))[2]["learned/domain_units_firing"]
+    assert float(step(params)) > 0.9
+    head = f"Dense_{len(HIDDEN) + 1}"  # the domain head's hidden layer
+    assert params[head]["kernel"].shape == (HIDDEN[-1], 64)
+    silent = dict(params, **{head: dict(params[head], bias=jnp.full((64,), -1e6))})
+    assert float(step(silent)) == 0.0
+
+
 def test_reversed_gradient_is_identity_forward_and_negated_backward():
     x = jnp.arange(3.0)
     np.testing.assert_array_equal(learned.reverse_gradient(x), x)

@@ -26,6 +26,7 @@ among the agent's frames, which is all a reward needs.
     r = reward(hidden, params, dphi [B,P], goal)                       # [B] logits
     params, opt, metrics = update(hidden, lr, domain_weight, params, opt, dphi [B,P],
                                   goal, key, axis_name)
+    metrics["learned/domain_units_firing"]   # 0: the domain head has gone silent
 
 goal: {"gen_dphi": [M,P] Δφ of the goal videos' frames, "gen_progress": [M] in [0,1],
 "dphi_mean", "dphi_scale": [P] the goal frames' per-feature mean and std (the input's
@@ -79,6 +80,23 @@ def _apply(hidden, params, dphi, goal):
     return GoalDiscriminator(tuple(hidden)).apply({"params": params}, x)
 
 
+def domain_units_firing(hidden, params, dphi, goal, axis_name=None):
+    """Share of the domain head's hidden units that fire on at least one frame of Δφ
+    [B,P] (of any device's along `axis_name`). 0: the head has gone silent (a constant
+    output, loss ln 2, no gradient to the features), which the reversed gradient drives
+    it to."""
+    x = (dphi - goal["dphi_mean"]) / goal["dphi_scale"]
+    _, state = GoalDiscriminator(tuple(hidden)).apply(
+        {"params": params}, x, capture_intermediates=True)
+    # the domain head's hidden layer: the Dense built after the hidden layers and the
+    # domain head's output layer
+    pre = state["intermediates"][f"Dense_{len(hidden) + 1}"]["__call__"][0]
+    fired = jnp.any(pre > 0, axis=0).astype(jnp.float32)
+    if axis_name is not None:
+        fired = jax.lax.pmax(fired, axis_name)
+    return jnp.mean(fired)
+
+
 def loss(params, hidden, domain_weight, dphi, gen_dphi, gen_progress, goal):
     """Balanced BCE of the agent frames (label 0) and the goal frames (their progress),
     plus domain_weight x the domain head's BCE (generated 1, real 0)."""
@@ -98,11 +116,14 @@ def update(hidden, lr, domain_weight, params, opt_state, dphi, goal, key, axis_n
     (_, (agent, gen, domain)), grads = jax.value_and_grad(loss, has_aux=True)(
         params, hidden, domain_weight, dphi, goal["gen_dphi"][idx],
         goal["gen_progress"][idx], goal)
+    firing = domain_units_firing(hidden, params, jnp.concatenate(
+        [dphi, goal["gen_dphi"][idx]]), goal, axis_name)
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
     updates, opt_state = optimizer(lr).update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {
-        "learned/loss_agent": agent, "learned/loss_goal": gen, "learned/loss_domain": domain}
+        "learned/loss_agent": agent, "learned/loss_goal": gen, "learned/loss_domain": domain,
+        "learned/domain_units_firing": firing}
 
 
 def goal_inputs(phi, videos):
