@@ -75,22 +75,23 @@ def reward(hidden, params, dphi, goal):
     return _apply(hidden, params, dphi, goal)[0]
 
 
-def _apply(hidden, params, dphi, goal):
+def _apply(hidden, params, dphi, goal, capture=False):
+    """(logit [B], domain logit [B]); with `capture` also the domain head's hidden
+    pre-activations [B,64] (the Dense built after the hidden layers and the domain
+    head's output layer)."""
     x = (dphi - goal["dphi_mean"]) / goal["dphi_scale"]
-    return GoalDiscriminator(tuple(hidden)).apply({"params": params}, x)
+    model = GoalDiscriminator(tuple(hidden))
+    if not capture:
+        return model.apply({"params": params}, x)
+    (logit, domain), state = model.apply({"params": params}, x, capture_intermediates=True)
+    return logit, domain, state["intermediates"][f"Dense_{len(hidden) + 1}"]["__call__"][0]
 
 
-def domain_units_firing(hidden, params, dphi, goal, axis_name=None):
-    """Share of the domain head's hidden units that fire on at least one frame of Δφ
-    [B,P] (of any device's along `axis_name`). 0: the head has gone silent (a constant
-    output, loss ln 2, no gradient to the features), which the reversed gradient drives
-    it to."""
-    x = (dphi - goal["dphi_mean"]) / goal["dphi_scale"]
-    _, state = GoalDiscriminator(tuple(hidden)).apply(
-        {"params": params}, x, capture_intermediates=True)
-    # the domain head's hidden layer: the Dense built after the hidden layers and the
-    # domain head's output layer
-    pre = state["intermediates"][f"Dense_{len(hidden) + 1}"]["__call__"][0]
+def units_firing(pre, axis_name=None):
+    """Share of the domain head's hidden units that fire on at least one frame of
+    pre-activations [B,64] (of any device's along `axis_name`). 0: the head has gone
+    silent (a constant output, loss ln 2, no gradient to the features), which the
+    reversed gradient drives it to."""
     fired = jnp.any(pre > 0, axis=0).astype(jnp.float32)
     if axis_name is not None:
         fired = jax.lax.pmax(fired, axis_name)
@@ -99,13 +100,15 @@ def domain_units_firing(hidden, params, dphi, goal, axis_name=None):
 
 def loss(params, hidden, domain_weight, dphi, gen_dphi, gen_progress, goal):
     """Balanced BCE of the agent frames (label 0) and the goal frames (their progress),
-    plus domain_weight x the domain head's BCE (generated 1, real 0)."""
+    plus domain_weight x the domain head's BCE (generated 1, real 0). Aux: (the three
+    losses, the domain head's hidden pre-activations on both batches)."""
     bce = optax.sigmoid_binary_cross_entropy
-    logit_a, dom_a = _apply(hidden, params, dphi, goal)
-    logit_g, dom_g = _apply(hidden, params, gen_dphi, goal)
+    logit_a, dom_a, pre_a = _apply(hidden, params, dphi, goal, capture=True)
+    logit_g, dom_g, pre_g = _apply(hidden, params, gen_dphi, goal, capture=True)
     agent, gen = jnp.mean(bce(logit_a, 0.0)), jnp.mean(bce(logit_g, gen_progress))
     domain = 0.5 * (jnp.mean(bce(dom_a, 0.0)) + jnp.mean(bce(dom_g, 1.0)))
-    return agent + gen + domain_weight * domain, (agent, gen, domain)
+    return (agent + gen + domain_weight * domain,
+            (agent, gen, domain, jnp.concatenate([pre_a, pre_g])))
 
 
 def update(hidden, lr, domain_weight, params, opt_state, dphi, goal, key, axis_name=None):
@@ -113,17 +116,15 @@ def update(hidden, lr, domain_weight, params, opt_state, dphi, goal, key, axis_n
     frames drawn with `key` (the same on every device). Gradients are averaged over
     `axis_name`. Returns (params, opt_state, metrics)."""
     idx = jax.random.randint(key, (GEN_BATCH,), 0, goal["gen_dphi"].shape[0])
-    (_, (agent, gen, domain)), grads = jax.value_and_grad(loss, has_aux=True)(
+    (_, (agent, gen, domain, pre)), grads = jax.value_and_grad(loss, has_aux=True)(
         params, hidden, domain_weight, dphi, goal["gen_dphi"][idx],
         goal["gen_progress"][idx], goal)
-    firing = domain_units_firing(hidden, params, jnp.concatenate(
-        [dphi, goal["gen_dphi"][idx]]), goal, axis_name)
     if axis_name is not None:
         grads = jax.lax.pmean(grads, axis_name)
     updates, opt_state = optimizer(lr).update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, {
         "learned/loss_agent": agent, "learned/loss_goal": gen, "learned/loss_domain": domain,
-        "learned/domain_units_firing": firing}
+        "learned/domain_units_firing": units_firing(pre, axis_name)}
 
 
 def goal_inputs(phi, videos):
