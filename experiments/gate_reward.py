@@ -3,8 +3,8 @@
     python -m experiments.gate_reward --config=configs/metaworld.py[:VARIANTS] --workdir=DIR
         [--seeds=20] [--pretrain_steps=2000] [--out=FILE.json]
 
-Scores each per-frame reward term of the config (`learned`, `video` in its progress
-form, `frame` in its bsim form) on real frames of `env.task` (vidrl_jax/envs/
+Scores each per-frame reward term of the config (`learned`, `progress_net`, `video` in
+its progress form, `frame` in its bsim form) on real frames of `env.task` (vidrl_jax/envs/
 counterfactual.py): the expert's final frame (done), the same state with the object put
 back (undone: the arm where the expert left it), the expert's frames before success
 (before) and random-policy episodes (random), over --seeds episodes from seeds the
@@ -29,7 +29,7 @@ from absl import flags  # noqa: E402
 from vidrl_jax.utils.cli import define_config_file, run_absl_main  # noqa: E402
 
 GATE = 0.9
-SCORED = ("learned", "video", "frame")
+SCORED = ("learned", "progress_net", "video", "frame")
 PREFILL_EPISODES = 10  # random-policy episodes standing in for the replay before RL
 
 
@@ -42,7 +42,9 @@ def transitions(encoders, frames, firsts):
     start = (np.asarray(encoders.phi(firsts)) if encoders.plan.reads_start
              else np.zeros((n, 0), np.float32))
     zeros = np.zeros(n, np.float32)
-    return dict(obs=np.zeros((n, 39), np.float32), action=np.zeros((n, 4), np.float32),
+    extra = ({"progress_net": encoders.progress_net(frames)}
+             if encoders.plan.weight("progress_net") else {})
+    return dict(**extra, obs=np.zeros((n, 39), np.float32), action=np.zeros((n, 4), np.float32),
                 next_obs=np.zeros((n, 39), np.float32), next_phi=phi, start_phi=start,
                 window_latent=np.zeros((n, encoders.latent_dim), np.float32),
                 reward=zeros, success=zeros, terminal=zeros, truncated=zeros)

@@ -178,6 +178,8 @@ FIELDS = (
     ("judge.episodes", _int_ge(0), "expert episodes the goal-video judge trains on, 0 = no judge", 20),
     ("judge.steps", _int_ge(1), "the judge's training steps", 1500),
     ("reward.learned", _NONNEG, "a reward weight", 0.0),
+    ("reward.progress_net", _NONNEG, "a reward weight", 0.0),
+    ("reward.progress_net_steps", _int_ge(1), "the progress net's training steps", 2000),
     ("reward.learned_lr", _NONNEG, "the learned reward model's learning rate", 3e-4),
     ("reward.learned_domain_weight", _NONNEG, "the weight of the learned model's domain loss", 3.0),
     ("clip.last_k", _int_ge(0), "last frames searched, 0 = all", 0),
@@ -353,7 +355,7 @@ def check_reward(config):
     except ConfigError:
         raise ConfigError(
             "reward.env='none' and every reward weight (reward.video, reward.frame, "
-            "reward.learned, reward.likelihood, reward.roboclip) is 0: the agent would learn from nothing; "
+            "reward.learned, reward.progress_net, reward.likelihood, reward.roboclip) is 0: the agent would learn from nothing; "
             "e.g. --config.reward.video=1 or --config.reward.env=dense") from None
     for uses_clip, field, off in (
             (float(config.reward.roboclip) > 0, "reward.roboclip > 0", "reward.roboclip=0"),

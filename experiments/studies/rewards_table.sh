@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# (bash experiments/studies/rewards_table.sh) The learned reward's table: 4 tasks x 6
+# (bash experiments/studies/rewards_table.sh) The learned rewards' table: 4 tasks x 7
 # rewards x 3 seeds, 10 eval episodes every 10k env steps, into runs/rewards.
 # Tasks: door-open-v3 and drawer-open-v3 at 100k env steps, drawer-close-v3 and
-# handle-press-v3 at 50k. Rewards: dense, sparse, learned (the learned reward alone),
-# learned+sparse, learned+dense, and genreward+sparse (the default fixed forms beside the
-# success signal, the peers' setting); on door-open-v3 also the oracle (learned with the task's
-# real expert demo as the goal video). Measures final and best success, dense return and
+# handle-press-v3 at 50k. Rewards: dense, sparse, progress_net (the progress net alone),
+# progress_net+sparse, progress_net+dense, genreward+sparse (the default fixed forms beside
+# the success signal, the peers' setting) and learned (the online discriminator alone); on
+# door-open-v3 also the oracle (progress_net with the task's real expert demo as the goal
+# video). Measures final and best success, dense return and
 # each term's running mean and std per cell.
 # Writes (commit them): experiments/results/rewards.{csv,png} (the sweep's summary.csv as
 # written, and its curves), rewards_oracle.{csv,png}, rewards_terms.{csv,png}; each
@@ -14,7 +15,8 @@
 # first; drawer-open-v3's goal video is sampled from them on the first run.
 # Resumable: re-run it; finished cells are skipped, agents resume from checkpoints.
 # FINISHED_ONLY=1 runs nothing and writes the same files for the cells finished so far;
-# TASKS=... and REWARDS=... (comma-separated) run a part of the grid, in that order.
+# TASKS=... and REWARDS=... (comma-separated) run a part of the grid, in that order;
+# ORACLE=0 skips the oracle cell.
 set -e
 cd "$(dirname "$0")/../.."
 MODELS=experiments/results/table50k_models
@@ -37,6 +39,6 @@ sweep() {  # sweep NAME ARGS...: one sweep call; its summary files kept as NAME.
   done
 }
 TASKS=${TASKS:-door-open-v3,drawer-close-v3,handle-press-v3,drawer-open-v3}
-REWARDS=${REWARDS:-dense,sparse,learned,learned+sparse,learned+dense,genreward+sparse}
+REWARDS=${REWARDS:-dense,sparse,progress_net,progress_net+sparse,progress_net+dense,genreward+sparse,learned}
 sweep rewards --grid env.task="$TASKS" --grid reward="$REWARDS"
-sweep rewards_oracle --grid env.task=door-open-v3 --grid reward=learned --grid reward.video_goal=expert
+[ "${ORACLE:-1}" = 0 ] || sweep rewards_oracle --grid env.task=door-open-v3 --grid reward=progress_net --grid reward.video_goal=expert

@@ -1,4 +1,4 @@
-"""Image augmentation shared by the agent's encoder and the goal-video judge."""
+"""Image augmentation shared by the agent's encoder and the frame classifiers."""
 import jax
 import jax.numpy as jnp
 

@@ -14,35 +14,19 @@ and random-policy frames are not (0).
     result["judge_heldout_auc_undone"], result["judge_heldout_auc_random"]
                                     # the judge's own check on 5 held-out expert episodes
 """
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from vidrl_jax.envs.counterfactual import SEED_BASE, check_frames, expert_episode, \
     random_episode, undone_frame
 from vidrl_jax.errors import VidrlError
-from vidrl_jax.models.augment import draw_shifts, random_shift
+from vidrl_jax.models.frame_classifier import frame_logits, train_frame_classifier
 from vidrl_jax.rewards.quality import roc_auc
 
 AFTER_SUCCESS = 10     # expert steps recorded past the first success (done frames)
 UNDONE_COPIES = 10     # weight of each episode's undone frame among the negatives
 RANDOM_EVERY = 4       # keep every 4th random-policy frame
 HELDOUT = 5            # held-out expert episodes of the judge's own check
-SHIFT = 2              # random-shift augmentation (pixels)
-
-
-class JudgeNet(nn.Module):
-    """uint8 frames [B,H,W,3] -> logit [B] of "the task is done"."""
-
-    @nn.compact
-    def __call__(self, x):
-        x = x.astype(jnp.float32) / 127.5 - 1.0
-        for c in (32, 64, 64):
-            x = nn.relu(nn.Conv(c, (3, 3), strides=2)(x))
-        x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(1)(x)[:, 0]
 
 
 def judge_data(env, task, episodes):
@@ -68,41 +52,14 @@ def judge_data(env, task, episodes):
 
 
 def train_judge(frames, labels, steps=1500, batch=128, seed=0):
-    """JudgeNet params trained `steps` Adam steps with balanced batches (half done)."""
-    net, opt = JudgeNet(), optax.adam(3e-4)
-    key = jax.random.PRNGKey(seed)
-    params = net.init(key, frames[:1])["params"]
-    state = opt.init(params)
-    frames, labels = jnp.asarray(frames), jnp.asarray(labels)
-    pos, neg = jnp.flatnonzero(labels > 0.5), jnp.flatnonzero(labels <= 0.5)
-    if not len(pos) or not len(neg):
-        raise VidrlError("the judge needs done and not-done frames")
-
-    @jax.jit
-    def step(params, state, key):
-        kp, kn, ks = jax.random.split(key, 3)
-        idx = jnp.concatenate([pos[jax.random.randint(kp, (batch // 2,), 0, len(pos))],
-                               neg[jax.random.randint(kn, (batch // 2,), 0, len(neg))]])
-        x = random_shift(frames[idx], draw_shifts(ks, batch, SHIFT), SHIFT)
-        y = labels[idx]
-
-        def loss(p):
-            return jnp.mean(optax.sigmoid_binary_cross_entropy(
-                net.apply({"params": p}, x), y))
-        grads = jax.grad(loss)(params)
-        updates, state = opt.update(grads, state)
-        return optax.apply_updates(params, updates), state
-
-    for _ in range(steps):
-        key, k = jax.random.split(key)
-        params, state = step(params, state, k)
-    return params
+    """Judge params: a FrameClassifier trained `steps` Adam steps with balanced batches
+    (half done)."""
+    return train_frame_classifier(frames, labels, steps, batch, seed, balanced=True)
 
 
 def judge_scores(params, frames):
     """P(done) [N] of frames [N,H,W,3] uint8."""
-    return np.asarray(jax.nn.sigmoid(jax.jit(JudgeNet().apply)({"params": params},
-                                                                jnp.asarray(frames))))
+    return np.asarray(jax.nn.sigmoid(frame_logits(params, frames)))
 
 
 def judge_goal_videos(env, task, videos, episodes=20, steps=1500):

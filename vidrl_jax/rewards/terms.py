@@ -29,11 +29,14 @@ Terms that need networks take the static AgentDef via `make_terms(defn)`.
   learned     the goal discriminator's logit of Δφ = batch["next_phi"] − batch["start_phi"]
               (vidrl_jax/rewards/learned.py), trained in the fused step on the goal
               videos against the replay; paid standardised by its running statistics
+  progress_net  batch["progress_net"]: the frozen progress net's standardised logit of the
+              next frame (vidrl_jax/rewards/progress_net.py), scored on the host at
+              collection time
   likelihood  batch["likelihood"] (precomputed per transition by vidrl_jax/rewards/likelihood.py)
   roboclip    batch["roboclip"] (stored per transition, paid at episode end)
 
 total = sum_t weight_t * r_t with weights from config.reward (env: 1 if not 'none';
-video: alpha; frame: beta; learned; likelihood; roboclip). `resolve(config.reward)` reads
+video: alpha; frame: beta; learned; progress_net; likelihood; roboclip). `resolve(config.reward)` reads
 the reward config once into a RewardPlan: the terms and what they read. With config.reward.normalize each
 term is (r - running mean) / running std before weighting (frame_form=fz_scaled is
 then the same as fz); statistics live in the agent state so they checkpoint and vmap
@@ -53,7 +56,8 @@ from vidrl_jax.rewards import video_level
 from vidrl_jax.rewards.video_level import frame_progress, video_reward
 
 # Replay columns a term reads beyond the standard ones (see replay.STANDARD_COLUMNS).
-EXTRA_COLUMNS = {"likelihood": "likelihood", "roboclip": "roboclip"}
+EXTRA_COLUMNS = {"likelihood": "likelihood", "roboclip": "roboclip",
+                 "progress_net": "progress_net"}
 # video_form=shaped: the potential (score) of the previous step, one scalar per transition
 POTENTIAL_COLUMN = "video_potential_prev"
 ENV_MODES = ("none", "sparse", "dense")
@@ -110,12 +114,12 @@ TERMS = {
     "video": _make_video,
     "frame": _make_frame,
     "learned": _make_learned,
-    "likelihood": lambda defn: (lambda p, batch, g: batch["likelihood"].astype(jnp.float32)),
-    "roboclip": lambda defn: (lambda p, batch, g: batch["roboclip"].astype(jnp.float32)),
 }
+TERMS.update({name: (lambda defn, c=column: (lambda p, batch, g: batch[c].astype(jnp.float32)))
+              for name, column in EXTRA_COLUMNS.items()})
 
 
-WEIGHTED = ("video", "frame", "learned", "likelihood", "roboclip")
+WEIGHTED = ("video", "frame", "learned", "progress_net", "likelihood", "roboclip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +136,10 @@ class RewardPlan:
 
     @property
     def reads_frames(self):
-        """A term reads the VAE (frame features, the agent's video or the goal)."""
-        return any(self.weight(k) for k in ("video", "frame", "learned", "likelihood"))
+        """A term reads the VAE (frame features, the agent's video or the goal) or the
+        goal videos (the progress net)."""
+        return any(self.weight(k) for k in ("video", "frame", "learned", "progress_net",
+                                            "likelihood"))
 
     @property
     def reads_window(self):

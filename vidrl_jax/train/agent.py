@@ -67,7 +67,7 @@ class AgentRun:
     def __init__(self, config, ctx, envs, read_only=False):
         self.config, self.ctx, self.envs = config, ctx, envs
         plan = reward_terms.resolve(config.reward)  # the reward config, read once
-        self.encoders = RewardEncoders(config, ctx, plan)
+        self.encoders = RewardEncoders(config, ctx, plan, read_only)
         self.learner = Learner(config, self.encoders.feature_dim, self.encoders.latent_dim,
                                plan)
         self.windows = FrameWindows(config.reward.video_window, int(config.reward.window),
@@ -176,6 +176,8 @@ class AgentRun:
                               reward, info["success"], terminated, truncated)
             if with_likelihood:
                 tr["likelihood"] = lik
+            if "progress_net" in self.learner.specs:
+                tr["progress_net"] = self.encoders.progress_net(info["frame"])
             if with_potential:  # (the latent is refreshed every stride steps: Φ with it)
                 tr[reward_terms.POTENTIAL_COLUMN] = potential
                 potential = self.encoders.potential(tr["window_latent"])

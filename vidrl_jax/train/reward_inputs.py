@@ -11,10 +11,12 @@
     encoders.encode(frames, videos)    # both (videos None: φ only), the loop's per env step
     encoders.potential(stored)         # [N,D] stored window latents -> [N] their score
     encoders.start_phi                 # [N,P] φ of each env's first frame ([N,0] unread)
+    encoders.progress_net(frames)      # [N,H,W,3] -> [N]: the progress net's reward
     windows = FrameWindows(mode, window_len, encoders.clip_len, max_steps)
 
 RewardEncoders holds the frozen encoders (the VAE, CLIP for the RoboCLIP term or
-CLIP φ, the diffusion model for the likelihood term) and the goal's embeddings;
+CLIP φ, the diffusion model for the likelihood term, the progress net) and the goal's
+embeddings;
 FrameWindows each env's episode so far, from which the agent's video is cut.
 """
 import functools
@@ -27,11 +29,13 @@ import numpy as np
 from vidrl_jax.diffusion.data import still_videos
 from vidrl_jax.errors import ConfigError, StageMissingError
 from vidrl_jax.rewards import learned as learned_lib
+from vidrl_jax.rewards import progress_net as progress_net_lib
 from vidrl_jax.rewards import terms as reward_terms
 from vidrl_jax.rewards.video_level import agent_video_indices, resample_indices, video_reward
 from vidrl_jax.utils.fingerprint import digest
 
 ROBOCLIP_FRAMES = 8
+PROGRESS_NET_FILE = "progress_net.msgpack"
 LIKELIHOOD_TIMESTEPS = 8
 
 
@@ -63,8 +67,9 @@ class RewardEncoders:
     "goal_embeddings" (`goal`); {} with no VAE.
     """
 
-    def __init__(self, config, ctx, plan=None):
+    def __init__(self, config, ctx, plan=None, read_only=False):
         plan = plan or reward_terms.resolve(config.reward)
+        self.read_only = read_only
         self.plan = plan
         self.start_phi = None
         self.clip_len = int(config.reward.window)  # the goal video's length once loaded
@@ -145,6 +150,27 @@ class RewardEncoders:
         self.likelihood_fn = None
         if float(config.reward.likelihood):
             self._init_likelihood(config, ctx)
+        self._progress_net = None
+        if plan.weight("progress_net"):
+            self._init_progress_net(config, ctx, all_videos)
+
+    def _init_progress_net(self, config, ctx, videos):
+        """The progress net, trained on the goal videos [N,T,H,W,3] before RL (the
+        oracle's: the real demo) and kept in the agent stage's directory, so a resumed
+        run pays what it paid. A read-only reader loads the run's or trains its own,
+        unkept."""
+        keep = os.path.join(ctx.stage_dir or "", PROGRESS_NET_FILE)
+        if self.read_only and not os.path.exists(keep) or not os.path.isdir(ctx.stage_dir or ""):
+            keep = None
+        params = progress_net_lib.load_or_train(keep, videos,
+                                                int(config.reward.progress_net_steps),
+                                                int(config.seed))
+        self._progress_net = (params, progress_net_lib.standardisation(params, videos))
+        self.fingerprints["progress_net"] = digest(params)
+
+    def progress_net(self, frames):
+        """The progress net's reward [N] float32 of frames [N,H,W,3] uint8."""
+        return progress_net_lib.reward(*self._progress_net, frames)
 
     def _init_likelihood(self, config, ctx):
         """VIPER-style term: the diffusion model's ELBO-style likelihood of the window,

@@ -14,7 +14,8 @@ def _uint8(frames):
     return frames
 
 
-def _atomic_write(path, data):
+def atomic_write(path, data):
+    """Writes bytes to `path` through a temporary file and a rename (never half-written)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -36,7 +37,7 @@ def gif_bytes(frames, fps=10, scale=1):
 
 def save_gif(path, frames, fps=10, scale=1):
     """Writes `frames` (T,H,W,3) as an animated GIF at `path` (atomically)."""
-    _atomic_write(path, gif_bytes(frames, fps, scale))
+    atomic_write(path, gif_bytes(frames, fps, scale))
 
 
 def read_gif(path, fps=10):
@@ -59,7 +60,7 @@ def save_png(path, image):
     """Writes an HxWx3 image (uint8 or float in [0,1]) as PNG (atomically)."""
     buf = io.BytesIO()
     Image.fromarray(_uint8(image)).save(buf, format="PNG")
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def save_figure(path, fig):
@@ -71,7 +72,7 @@ def save_figure(path, fig):
         fig.savefig(buf, format="png")
     finally:
         plt.close(fig)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def frame_strip(rows, max_frames=None):
