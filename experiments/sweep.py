@@ -383,6 +383,8 @@ def main(argv=None):
                 print(f"[sweep] {cell_name(cell)} failed with exit code {proc.returncode}",
                       file=sys.stderr)
                 continue
+            if not os.path.exists(results):  # (--stages without the agent: no results)
+                continue
             with open(results) as f:
                 record = json.load(f)
         if args.records:

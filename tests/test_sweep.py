@@ -237,3 +237,15 @@ def test_records_keep_finished_cells_for_a_fresh_machine(tmp_path, monkeypatch, 
     (tmp_path / "a_file").write_text("")
     with pytest.raises(SystemExit, match="--records=.*a_file: not a folder"):
         sweep.main(args[:-1] + [str(tmp_path / "a_file"), "--workdir", str(fresh)])
+
+
+def test_a_sweep_of_stages_without_the_agent_ends_without_results(tmp_path, monkeypatch, capsys):
+    """--stages=goal (e.g. to sample goal videos for later): the cells run and have no
+    results.json; the sweep ends cleanly, with nothing to summarise."""
+    ran = []
+    monkeypatch.setattr(sweep.subprocess, "run",
+                        lambda cmd: ran.append(cmd) or types.SimpleNamespace(returncode=0))
+    sweep.main(["--grid", "env.task=door-open-v3,drawer-open-v3", "--stages", "goal",
+                "--workdir", str(tmp_path)])
+    assert len(ran) == 2 and all("--stages=goal" in cmd for cmd in ran)
+    assert not (tmp_path / "summary.csv").exists()

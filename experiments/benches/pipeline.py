@@ -18,7 +18,8 @@ Prints JSON lines with "bench": "pipeline" and "stage":
                   replay, fused step) at UTD 1: env steps/s, beside the render ceiling of
                   the same env.num_workers * seeds worker processes. reward="genreward"
                   (video + frame, both agent.overlap_env settings), reward="learned"
-                  (the learned reward: its model's update in the fused step) and
+                  (the learned reward: its model's update in the fused step),
+                  reward="progress_net" (its frozen CNN scoring each frame on the host) and
                   reward="sparse" (no reward encoders). Episodes of the ceiling and of each case are
                   timed in turn until each has `--steps` env steps, so load from other
                   processes hits all alike. Each agent's first episode (compilation) is
@@ -235,7 +236,8 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
     """Runs the measurements of `parts`; returns the records (also passed to `emit`).
 
     agent_cases: [(reward variant, overlap_env)] of the agent part; default genreward
-    with config.agent.overlap_env and with the other setting, then learned and sparse.
+    with config.agent.overlap_env and with the other setting, then learned, progress_net
+    and sparse.
     profile_episodes: episodes per reward setting of the agent's per-part breakdown."""
     import jax
 
@@ -288,6 +290,7 @@ def run(config, steps=400, iters=3, rounds=2, parts=PARTS, workdir=None, emit=pr
             cases = agent_cases or [("genreward", default_overlap),
                                     ("genreward", not default_overlap),
                                     ("learned", default_overlap),
+                                    ("progress_net", default_overlap),
                                     ("sparse", default_overlap)]
             with make_vector_env(config.env, num_envs=n, seed=int(config.seed)) as envs:
                 runs = [start_agent(agent_config(config, reward, overlap), workdir, envs,
