@@ -14,6 +14,10 @@ Writes into --out:
   success_curves.png eval success (mean ± std over 3 seeds) against env steps, a panel per
                      task, from experiments/results/metaworld.csv (score + fz) and
                      metaworld_perstep.csv (progress + bsim, the defaults)
+  gates.png          the reward gates before RL: AUC of done against undone and against
+                     random frames, per task and reward (genreward's video term, the
+                     learned discriminator, the progress net), from
+                     experiments/results/gates_*.json
   agent_door_open.gif  (with --agent_gif) a run's last eval episode at --scale times
 Measures nothing new: it draws what the table's runs and models hold.
 """
@@ -124,6 +128,52 @@ def plot_success(curves, path):
     save_figure(path, fig)
 
 
+GATE_TASKS = ("door-open-v3", "drawer-open-v3", "drawer-close-v3", "handle-press-v3")
+# (file prefix, term scored, label, colour) of the gates figure
+GATES = (("gates_genreward", "video", "genreward (video term)", "tab:blue"),
+         ("gates", "learned", "learned (discriminator)", "tab:grey"),
+         ("gates_progress_net", "progress_net", "progress net", "tab:green"))
+
+
+def gate_aucs(results=RESULTS):
+    """{(prefix, task): {"auc_undone", "auc_random"}} of the committed gates files."""
+    out = {}
+    for prefix, term, _, _ in GATES:
+        for task in GATE_TASKS:
+            path = os.path.join(results, f"{prefix}_{task}.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    r = json.load(f)["terms"][term]
+                out[prefix, task] = {k: r[k] for k in ("auc_undone", "auc_random")}
+    return out
+
+
+def plot_gates(aucs, path):
+    """gates.png: two panels (done vs undone, done vs random), a bar group per task."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from vidrl_jax.utils.video_io import save_figure
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), dpi=100, sharey=True)
+    width = 0.8 / len(GATES)
+    x = np.arange(len(GATE_TASKS))
+    for ax, key, title in zip(axes, ("auc_undone", "auc_random"),
+                              ("task done vs undone (arm in place)", "task done vs random")):
+        for i, (prefix, _, label, colour) in enumerate(GATES):
+            v = [aucs.get((prefix, t), {}).get(key, np.nan) for t in GATE_TASKS]
+            ax.bar(x + (i - (len(GATES) - 1) / 2) * width, v, width, color=colour, label=label)
+        ax.axhline(0.9, color="black", ls="--", lw=1)
+        ax.axhline(0.5, color="grey", ls=":", lw=1)
+        ax.set_xticks(x, [t.removesuffix("-v3") for t in GATE_TASKS])
+        ax.set_ylim(0, 1.02)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("AUC before RL (gate: 0.9)")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=9, frameon=False)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/img", help="folder for the figures")
@@ -137,6 +187,7 @@ def main(argv=None):
     plot_success(summary_curves([os.path.join(RESULTS, "metaworld.csv"),
                                  os.path.join(RESULTS, "metaworld_perstep.csv")]),
                  os.path.join(args.out, "success_curves.png"))
+    plot_gates(gate_aucs(), os.path.join(args.out, "gates.png"))
     goals = kept_goal_videos()
     pairs = {task: (goals[task], real_demo(task, len(goals[task]))) for task in TASKS}
     save_gif(os.path.join(args.out, "goal_vs_demo.gif"),
