@@ -174,18 +174,21 @@ def test_judge_tells_done_frames_from_not_done():
     assert s[labels > 0].min() > 0.5 > s[labels == 0].max()
 
 
-def _learned_agent_config():
-    c = metaworld.get_config("smoke,learned")
+def tiny_agent_config(variant="learned"):
+    """A tiny agent with a reward variant's terms (the learned model's and the progress
+    net's sizes cut down); tests/test_progress_net.py builds on it too."""
+    c = metaworld.get_config(f"smoke,{variant}")
     c.env.update(size=16, max_episode_steps=25, num_workers=1)
     c.vae.update(channels=(4, 8), latent_channels=2)
     c.reward.learned_hidden = (16,)
+    c.reward.progress_net_steps = 5
     c.agent.update(hidden=(32, 32), batch_size=16, updates_per_call=5, replay_capacity=400,
                    prefill_steps=25, total_steps=100, eval_every=50, eval_episodes=1,
                    checkpoint_every=25, log_every=25)
     return c
 
 
-def _results(workdir):
+def results_without_timings(workdir):
     import json
     import os
     with open(os.path.join(workdir, "results.json")) as f:
@@ -202,14 +205,14 @@ def test_learned_agent_trains_checkpoints_and_a_resumed_run_ends_as_an_uninterru
     from vidrl_jax import stages
     whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
     for d in (whole, split):
-        write_reward_inputs(_learned_agent_config(), d)
-    stages.run_pipeline(_learned_agent_config(), whole, stages=["agent"])
-    half = _learned_agent_config()
+        write_reward_inputs(tiny_agent_config(), d)
+    stages.run_pipeline(tiny_agent_config(), whole, stages=["agent"])
+    half = tiny_agent_config()
     half.agent.total_steps = 50
     stages.run_pipeline(half, split, stages=["agent"])
-    stages.run_pipeline(_learned_agent_config(), split, stages=["agent"])
-    r = _results(whole)
-    assert r == _results(split)
+    stages.run_pipeline(tiny_agent_config(), split, stages=["agent"])
+    r = results_without_timings(whole)
+    assert r == results_without_timings(split)
     assert "learned" in r["final_returns"] and "learned" in r["reward_running"]
     assert r["reward_running"]["learned"]["std"] > 0
 

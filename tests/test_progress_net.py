@@ -2,7 +2,6 @@
 late frames of videos it never saw above their early ones, its params are kept and
 reloaded (a corrupt file is refused), bad goal videos get a clear error, the agent stage
 pays it and resumes exactly, and the reward gate scores it without writing to the run."""
-import json
 import os
 
 import numpy as np
@@ -13,6 +12,7 @@ from vidrl_jax import config_check
 from vidrl_jax.errors import CheckpointError, ConfigError
 from vidrl_jax.rewards import progress_net
 from vidrl_jax.rewards.quality import roc_auc
+from test_learned_reward import results_without_timings, tiny_agent_config
 
 T = 9
 
@@ -74,21 +74,7 @@ def test_bad_goal_videos_and_config_are_refused():
 
 
 def _agent_config():
-    c = metaworld.get_config("smoke,progress_net+sparse")
-    c.env.update(size=16, max_episode_steps=25, num_workers=1)
-    c.vae.update(channels=(4, 8), latent_channels=2)
-    c.reward.progress_net_steps = 5
-    c.agent.update(hidden=(32, 32), batch_size=16, updates_per_call=5, replay_capacity=400,
-                   prefill_steps=25, total_steps=100, eval_every=50, eval_episodes=1,
-                   checkpoint_every=25, log_every=25)
-    return c
-
-
-def _results(workdir):
-    with open(os.path.join(workdir, "results.json")) as f:
-        r = json.load(f)
-    return {k: v for k, v in r.items() if k not in ("wall_time_s", "env_steps_per_s",
-                                                      "run_summary")}
+    return tiny_agent_config("progress_net+sparse")
 
 
 def test_agent_pays_the_progress_net_and_a_resumed_run_ends_as_an_uninterrupted_one(tmp_path):
@@ -105,8 +91,8 @@ def test_agent_pays_the_progress_net_and_a_resumed_run_ends_as_an_uninterrupted_
     stages.run_pipeline(half, split, stages=["agent"])
     assert os.path.exists(os.path.join(split, "agent", "progress_net.msgpack"))
     stages.run_pipeline(_agent_config(), split, stages=["agent"])
-    r = _results(whole)
-    assert r == _results(split)
+    r = results_without_timings(whole)
+    assert r == results_without_timings(split)
     assert "progress_net" in r["final_returns"] and "env_sparse" in r["final_returns"]
     assert r["reward_running"]["progress_net"]["std"] > 0
 
