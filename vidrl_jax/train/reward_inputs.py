@@ -160,7 +160,8 @@ class RewardEncoders:
         run pays what it paid. A read-only reader loads the run's or trains its own,
         unkept."""
         keep = os.path.join(ctx.stage_dir or "", PROGRESS_NET_FILE)
-        if self.read_only and not os.path.exists(keep) or not os.path.isdir(ctx.stage_dir or ""):
+        if not os.path.isdir(ctx.stage_dir or "") or (self.read_only
+                                                      and not os.path.exists(keep)):
             keep = None
         params = progress_net_lib.load_or_train(keep, videos,
                                                 int(config.reward.progress_net_steps),
