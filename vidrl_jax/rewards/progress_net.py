@@ -58,7 +58,7 @@ def load_or_train(path, videos, steps, seed=0):
                 return flax.serialization.msgpack_restore(f.read())
             except Exception as e:
                 raise CheckpointError(f"{path}: the progress net's params do not load ({e}); "
-                                        "delete the file to train them again") from None
+                                      "delete the file to train them again") from None
     params = train(videos, steps, seed)
     if path is not None:
         atomic_write(path, flax.serialization.msgpack_serialize(
